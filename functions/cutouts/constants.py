@@ -84,3 +84,70 @@ METRIC_GATEWAY_AUTH_ERRORS: Final = "GatewayAuthErrors"  # 401/403
 METRIC_GATEWAY_BALANCE_ERRORS: Final = "GatewayInsufficientBalance"  # 402
 METRIC_CALLBACKS_REJECTED: Final = "CallbacksRejected"
 METRIC_STUCK_JOBS_FAILED: Final = "StuckJobsFailed"
+
+# Content de-duplication index: jobs with the same source bytes share one gateway call.
+CONTENT_INDEX_NAME: Final = "by_content"
+CONTENT_INDEX_PARTITION_KEY: Final = "content_hash"
+
+# The job table's key schema, as boto3 `create_table` keyword arguments (add TableName).
+# The stack builds its table from these names and an infra test asserts the synthesized
+# table matches this dict exactly, so the local stack, the tests and the cloud agree.
+TABLE_SCHEMA: Final = {
+    "AttributeDefinitions": [
+        {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"},
+        {"AttributeName": STATUS_INDEX_PARTITION_KEY, "AttributeType": "S"},
+        {"AttributeName": STATUS_INDEX_SORT_KEY, "AttributeType": "N"},
+        {"AttributeName": CONTENT_INDEX_PARTITION_KEY, "AttributeType": "S"},
+    ],
+    "KeySchema": [{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": STATUS_INDEX_NAME,
+            "KeySchema": [
+                {"AttributeName": STATUS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": STATUS_INDEX_SORT_KEY, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": CONTENT_INDEX_NAME,
+            "KeySchema": [{"AttributeName": CONTENT_INDEX_PARTITION_KEY, "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+# More defaults for CDK context keys (infra/config.py; README context table).
+DEFAULT_STAGE: Final = "dev"
+DEFAULT_MAX_CONCURRENCY: Final = 5
+DEFAULT_RECONCILE_EVERY_MINUTES: Final = 1
+DEFAULT_LOG_RETENTION_DAYS: Final = 30
+DEFAULT_DEDUP_ENABLED: Final = True
+DEFAULT_CALLBACK_RATE_LIMIT: Final = 50  # requests per second, HTTP API stage
+DEFAULT_CALLBACK_BURST_LIMIT: Final = 100
+# Published Powertools layer (account 017000801446), AWSLambdaPowertoolsPythonV3-python313-arm64:N.
+# Version 27 is the newest number found in the Powertools docs history offline; check
+# `aws lambda list-layer-versions --layer-name arn:aws:lambda:<region>:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64`
+# and set -c powertoolsLayerVersion=N to the one matching requirements.txt.
+DEFAULT_POWERTOOLS_LAYER_VERSION: Final = 27
+POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
+POWERTOOLS_LAYER_NAME: Final = "AWSLambdaPowertoolsPythonV3-python313-arm64"
+
+# CloudFormation stack: name and outputs (the CLI finds the stack by these output keys).
+STACK_NAME_PREFIX: Final = "Cutouts-"
+OUTPUT_BUCKET_NAME: Final = "BucketName"
+OUTPUT_INPUT_LOCATION: Final = "InputLocation"
+OUTPUT_OUTPUT_LOCATION: Final = "OutputLocation"
+OUTPUT_FAILURE_LOCATION: Final = "FailureLocation"
+OUTPUT_CALLBACK_BASE_URL: Final = "CallbackBaseUrl"
+OUTPUT_GATEWAY_KEY_SECRET_ARN: Final = "GatewayKeySecretArn"
+OUTPUT_SIGNING_SECRET_ARN: Final = "SigningSecretArn"
+OUTPUT_TABLE_NAME: Final = "TableName"
+OUTPUT_QUEUE_URL: Final = "QueueUrl"
+OUTPUT_DLQ_URL: Final = "DeadLetterQueueUrl"
+OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
+OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
+OUTPUT_SUBMIT_FUNCTION_NAME: Final = "SubmitFunctionName"
+OUTPUT_WEBHOOK_FUNCTION_NAME: Final = "WebhookFunctionName"
+OUTPUT_RECONCILE_FUNCTION_NAME: Final = "ReconcileFunctionName"
