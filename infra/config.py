@@ -1,0 +1,375 @@
+"""Deployment settings: every CDK context key, parsed and validated once at synth time.
+
+Context arrives typed from `cdk.json` (JSON numbers, booleans, lists) and as strings from
+`cdk synth -c key=value`; both forms are accepted. A bad value stops synthesis with a
+`ConfigError` naming the key and saying what to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from cutouts import constants as c
+
+# CloudWatch Logs accepts only these retention periods (days).
+# (the subset aws_cdk.aws_logs.RetentionDays names; infra.functions maps them).
+LOG_RETENTION_DAYS_ALLOWED: frozenset[int] = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+)
+
+# Stages whose bucket, table and gateway-key secret are destroyed with the stack; every
+# other stage retains them (losing production data by a typo in -c stage= is the worse error).
+DESTROYABLE_STAGES: frozenset[str] = frozenset({"dev", "test"})
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_PREFIX_CHARS = re.compile(r"^[A-Za-z0-9!\-_.'()/ ]+$")
+_URL_PATH = re.compile(r"^/[A-Za-z0-9\-._~/%]*$")
+
+
+class ConfigError(ValueError):
+    """A context value is missing, malformed or inconsistent; the message says which and how to fix it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"Invalid CDK context '{key}': {problem} (set it in cdk.json or with -c {key}=...)")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything a deployer may change, with the defaults in `cutouts.constants`."""
+
+    stage: str = c.DEFAULT_STAGE
+    bucket_name: str | None = None
+    input_prefix: str = c.DEFAULT_INPUT_PREFIX
+    output_prefix: str = c.DEFAULT_OUTPUT_PREFIX
+    failure_prefix: str = c.DEFAULT_FAILURE_PREFIX
+    gateway_base_url: str = c.DEFAULT_GATEWAY_BASE_URL
+    gateway_model_path: str = c.DEFAULT_GATEWAY_MODEL_PATH
+    gateway_key_secret_name: str | None = None
+    presign_expiry_seconds: int = c.DEFAULT_PRESIGN_EXPIRY_SECONDS
+    max_concurrency: int = c.DEFAULT_MAX_CONCURRENCY
+    allowed_media_hosts: tuple[str, ...] = c.DEFAULT_ALLOWED_MEDIA_HOSTS
+    alarm_email: str | None = None
+    powertools_layer_version: int = c.DEFAULT_POWERTOOLS_LAYER_VERSION
+    max_image_bytes: int = c.DEFAULT_MAX_IMAGE_BYTES
+    max_image_pixels: int = c.DEFAULT_MAX_IMAGE_PIXELS
+    max_media_bytes: int = c.DEFAULT_MAX_MEDIA_BYTES
+    http_timeout_seconds: float = c.DEFAULT_HTTP_TIMEOUT_SECONDS
+    max_attempts: int = c.DEFAULT_MAX_ATTEMPTS
+    max_receives: int = c.DEFAULT_MAX_RECEIVES
+    stale_after_seconds: int = c.DEFAULT_STALE_AFTER_SECONDS
+    max_age_seconds: int = c.DEFAULT_MAX_AGE_SECONDS
+    in_doubt_grace_seconds: int = c.DEFAULT_IN_DOUBT_GRACE_SECONDS
+    secret_max_age_seconds: int = c.DEFAULT_SECRET_MAX_AGE_SECONDS
+    reconcile_every_minutes: int = c.DEFAULT_RECONCILE_EVERY_MINUTES
+    log_retention_days: int = c.DEFAULT_LOG_RETENTION_DAYS
+    dedup: bool = c.DEFAULT_DEDUP_ENABLED
+    job_ttl_days: int = c.DEFAULT_JOB_TTL_DAYS
+    callback_rate_limit: int = c.DEFAULT_CALLBACK_RATE_LIMIT
+    callback_burst_limit: int = c.DEFAULT_CALLBACK_BURST_LIMIT
+
+    @property
+    def stack_name(self) -> str:
+        return f"{c.STACK_NAME_PREFIX}{self.stage}"
+
+    @property
+    def retain_data(self) -> bool:
+        """Retain the bucket, table and gateway key secret when the stack is deleted."""
+        return self.stage not in DESTROYABLE_STAGES
+
+    @property
+    def gateway_host(self) -> str:
+        return urlsplit(self.gateway_base_url).hostname or ""
+
+
+# ---------------------------------------------------------------- value parsers
+
+
+def _as_int(key: str, raw: Any, lo: int, hi: int) -> int:
+    if isinstance(raw, bool):
+        raise ConfigError(key, f"expected a whole number between {lo} and {hi}, got {raw!r}")
+    if isinstance(raw, int):
+        value = raw
+    elif (isinstance(raw, float) and raw.is_integer()) or (
+        isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw)
+    ):
+        value = int(raw)
+    else:
+        raise ConfigError(key, f"expected a whole number between {lo} and {hi}, got {raw!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"{value} is out of range; use a whole number between {lo} and {hi}")
+    return value
+
+
+def _as_float(key: str, raw: Any, lo: float, hi: float) -> float:
+    if isinstance(raw, bool):
+        raise ConfigError(key, f"expected a number between {lo} and {hi}, got {raw!r}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"expected a number between {lo} and {hi}, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"{value} is out of range; use a number between {lo} and {hi}")
+    return value
+
+
+def _as_bool(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in {"true", "false"}:
+        return raw.strip().lower() == "true"
+    raise ConfigError(key, f"expected true or false, got {raw!r}")
+
+
+def _as_str(key: str, raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ConfigError(key, f"expected a string, got {raw!r}")
+    return raw.strip()
+
+
+def _optional_str(key: str, raw: Any) -> str | None:
+    """An optional string: absent, null or empty means 'not set'."""
+    if raw is None:
+        return None
+    value = _as_str(key, raw)
+    return value or None
+
+
+def _valid_host(host: str) -> bool:
+    if not host or len(host) > 253 or host != host.lower():
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return False  # an IP literal is not a host name (and would bypass DNS-based allow-listing)
+    except ValueError:
+        pass
+    labels = host.split(".")
+    return len(labels) >= 2 and all(_HOST_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def _as_hosts(key: str, raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        items = [part.strip() for part in raw.split(",")]
+    elif isinstance(raw, list | tuple):
+        items = [_as_str(key, part) for part in raw]
+    else:
+        raise ConfigError(key, f"expected a list of host names or a comma-separated string, got {raw!r}")
+    items = [item for item in items if item]
+    if not items:
+        raise ConfigError(key, "at least one host name is required")
+    for item in items:
+        if not _valid_host(item):
+            raise ConfigError(
+                key,
+                f"{item!r} is not a valid host name; give bare lower-case DNS names such as cdn.example.com "
+                "(no scheme, port, path, wildcard or IP address)",
+            )
+    return tuple(dict.fromkeys(items))
+
+
+def _as_prefix(key: str, raw: Any) -> str:
+    value = _as_str(key, raw)
+    if not value:
+        raise ConfigError(key, "must not be empty; use a folder-like prefix such as 'uploads/'")
+    if not value.endswith("/"):
+        raise ConfigError(key, f"{value!r} must end with '/' (for example {value + '/'!r})")
+    if value.startswith("/"):
+        raise ConfigError(key, f"{value!r} must not start with '/'; S3 keys have no leading slash")
+    if "//" in value:
+        raise ConfigError(key, f"{value!r} must not contain an empty path segment ('//')")
+    if len(value) > 512 or not _PREFIX_CHARS.match(value):
+        raise ConfigError(
+            key, f"{value!r} may use only letters, digits, space and !-_.'()/ (at most 512 characters)"
+        )
+    return value
+
+
+def _as_https_base_url(key: str, raw: Any) -> str:
+    value = _as_str(key, raw)
+    parts = urlsplit(value)
+    if parts.scheme != "https":
+        raise ConfigError(key, f"{value!r} must be an https:// URL")
+    if not _valid_host(parts.hostname or ""):
+        raise ConfigError(key, f"{value!r} has no valid host name")
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ConfigError(key, f"{value!r} must be scheme and host only, e.g. https://gateway.example.com")
+    return f"https://{parts.netloc}"
+
+
+def _as_url_path(key: str, raw: Any) -> str:
+    value = _as_str(key, raw)
+    if not _URL_PATH.match(value) or value == "/" or "//" in value:
+        raise ConfigError(key, f"{value!r} must be a URL path starting with '/', without query or fragment")
+    return value
+
+
+def _as_pattern(key: str, raw: Any, pattern: re.Pattern[str], what: str) -> str:
+    value = _as_str(key, raw)
+    if not pattern.match(value):
+        raise ConfigError(key, f"{value!r} is not valid: {what}")
+    return value
+
+
+def _as_bucket_name(key: str, raw: Any) -> str | None:
+    value = _optional_str(key, raw)
+    if value is None:
+        return None
+    if (
+        not _BUCKET.match(value)
+        or ".." in value
+        or ".-" in value
+        or "-." in value
+        or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value)
+        or value.startswith("xn--")
+    ):
+        raise ConfigError(
+            key,
+            f"{value!r} is not a valid S3 bucket name (3-63 lower-case letters, digits, dots, hyphens; "
+            "starts and ends with a letter or digit)",
+        )
+    return value
+
+
+def _as_email(key: str, raw: Any) -> str | None:
+    value = _optional_str(key, raw)
+    if value is None:
+        return None
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ConfigError(key, f"{value!r} is not a valid e-mail address")
+    return value
+
+
+def _as_retention(key: str, raw: Any) -> int:
+    value = _as_int(key, raw, 1, 3653)
+    if value not in LOG_RETENTION_DAYS_ALLOWED:
+        allowed = ", ".join(str(d) for d in sorted(LOG_RETENTION_DAYS_ALLOWED))
+        raise ConfigError(key, f"{value} is not a CloudWatch Logs retention period; use one of {allowed}")
+    return value
+
+
+# ---------------------------------------------------------------- the keys
+
+_Parser = Callable[[str, Any], Any]
+
+# context key -> (dataclass field, parser). The parser receives (key, raw value).
+_KEYS: dict[str, tuple[str, _Parser]] = {
+    "stage": (
+        "stage",
+        lambda k, v: _as_pattern(
+            k, v, _STAGE, "use 1-20 lower-case letters, digits or '-', starting with a letter"
+        ),
+    ),
+    "bucketName": ("bucket_name", _as_bucket_name),
+    "inputPrefix": ("input_prefix", _as_prefix),
+    "outputPrefix": ("output_prefix", _as_prefix),
+    "failurePrefix": ("failure_prefix", _as_prefix),
+    "gatewayBaseUrl": ("gateway_base_url", _as_https_base_url),
+    "gatewayModelPath": ("gateway_model_path", _as_url_path),
+    "gatewayKeySecretName": (
+        "gateway_key_secret_name",
+        lambda k, v: (
+            None
+            if _optional_str(k, v) is None
+            else _as_pattern(
+                k, v, _SECRET_NAME, "a Secrets Manager name uses letters, digits and /_+=.@- (at most 512)"
+            )
+        ),
+    ),
+    "presignExpirySeconds": ("presign_expiry_seconds", lambda k, v: _as_int(k, v, 60, 604_800)),
+    "maxConcurrency": ("max_concurrency", lambda k, v: _as_int(k, v, 2, 1000)),
+    "allowedMediaHosts": ("allowed_media_hosts", _as_hosts),
+    "alarmEmail": ("alarm_email", _as_email),
+    "powertoolsLayerVersion": ("powertools_layer_version", lambda k, v: _as_int(k, v, 1, 10_000)),
+    "maxImageBytes": ("max_image_bytes", lambda k, v: _as_int(k, v, 1024, 512 * 1024 * 1024)),
+    "maxImagePixels": ("max_image_pixels", lambda k, v: _as_int(k, v, 1, 1_000_000_000)),
+    "maxMediaBytes": ("max_media_bytes", lambda k, v: _as_int(k, v, 1024, 5 * 1024**3)),
+    "httpTimeoutSeconds": ("http_timeout_seconds", lambda k, v: _as_float(k, v, 1.0, 20.0)),
+    "maxAttempts": ("max_attempts", lambda k, v: _as_int(k, v, 1, 10)),
+    "maxReceives": ("max_receives", lambda k, v: _as_int(k, v, 1, 1000)),
+    "staleAfterSeconds": ("stale_after_seconds", lambda k, v: _as_int(k, v, 30, 86_400)),
+    "maxAgeSeconds": ("max_age_seconds", lambda k, v: _as_int(k, v, 60, 14 * 86_400)),
+    "inDoubtGraceSeconds": ("in_doubt_grace_seconds", lambda k, v: _as_int(k, v, 0, 86_400)),
+    "secretMaxAgeSeconds": ("secret_max_age_seconds", lambda k, v: _as_int(k, v, 0, 3600)),
+    "reconcileEveryMinutes": ("reconcile_every_minutes", lambda k, v: _as_int(k, v, 1, 1440)),
+    "logRetentionDays": ("log_retention_days", _as_retention),
+    "dedup": ("dedup", _as_bool),
+    "jobTtlDays": ("job_ttl_days", lambda k, v: _as_int(k, v, 1, 3650)),
+    "callbackRateLimit": ("callback_rate_limit", lambda k, v: _as_int(k, v, 1, 10_000)),
+    "callbackBurstLimit": ("callback_burst_limit", lambda k, v: _as_int(k, v, 1, 5_000)),
+}
+
+CONTEXT_KEYS: tuple[str, ...] = tuple(_KEYS)
+
+
+def _check_prefixes(cfg: StackConfig) -> None:
+    """No loops: nothing the pipeline writes may land under the prefix that triggers it."""
+    inp, out, fail = cfg.input_prefix, cfg.output_prefix, cfg.failure_prefix
+    for key, other in (("outputPrefix", out), ("failurePrefix", fail)):
+        if other.startswith(inp):
+            raise ConfigError(
+                key,
+                f"{other!r} is inside inputPrefix {inp!r}: every file written there would trigger the "
+                "pipeline again (a loop); choose a prefix outside the input prefix",
+            )
+        if inp.startswith(other):
+            raise ConfigError(
+                key,
+                f"inputPrefix {inp!r} is inside {other!r}: uploads would be mixed with pipeline results; "
+                "choose separate prefixes",
+            )
+    if out == fail:
+        raise ConfigError(
+            "failurePrefix", f"{fail!r} equals outputPrefix; failure reports need their own prefix"
+        )
+
+
+def _check_consistency(cfg: StackConfig) -> None:
+    if cfg.max_age_seconds <= cfg.stale_after_seconds:
+        raise ConfigError(
+            "maxAgeSeconds",
+            f"{cfg.max_age_seconds} must be greater than staleAfterSeconds ({cfg.stale_after_seconds}), "
+            "or jobs are failed before the reconciler ever polls them",
+        )
+    if cfg.callback_burst_limit < cfg.callback_rate_limit:
+        raise ConfigError(
+            "callbackBurstLimit",
+            f"{cfg.callback_burst_limit} must be at least callbackRateLimit ({cfg.callback_rate_limit})",
+        )
+
+
+def parse_config(context: Mapping[str, Any]) -> StackConfig:
+    """Build a `StackConfig` from CDK context, or raise `ConfigError` naming the bad key."""
+    known = set(_KEYS)
+    for key in context:
+        if key in known or key.startswith(("@", "aws:", "cdk")) or ":" in key:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(key, f"unknown key; did you mean '{close[0]}'?")
+    values: dict[str, Any] = {}
+    for key, (field, parser) in _KEYS.items():
+        raw = context.get(key)
+        if raw is None:
+            continue
+        values[field] = parser(key, raw)
+    cfg = StackConfig(**values)
+    _check_prefixes(cfg)
+    _check_consistency(cfg)
+    return cfg
+
+
+def config_from_node(node: Any) -> StackConfig:
+    """Read every known key from a construct node's context (cdk.json, -c, App(context=...))."""
+    return parse_config(dict(node.get_all_context()))

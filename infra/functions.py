@@ -1,0 +1,152 @@
+"""The one way this project creates a Lambda function, and the three functions it creates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+from cutouts import constants as c
+
+from infra.config import StackConfig
+from infra.nag import SERVERLESS_LAMBDA_DLQ_REASON
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# 256 MB: the functions stream images instead of holding them; to be confirmed by benchmarks.
+MEMORY_MB = 256
+SUBMIT_TIMEOUT = Duration.seconds(30)
+# Below API Gateway's 30 s integration limit, so the gateway always gets an answer.
+WEBHOOK_TIMEOUT = Duration.seconds(29)
+RECONCILE_TIMEOUT = Duration.seconds(120)
+
+# What the asset must not carry: tests, caches, type-checker and build droppings.
+ASSET_EXCLUDES = [
+    "tests",
+    "**/tests",
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+    "**/.ruff_cache",
+    "**/*.egg-info",
+    "**/.DS_Store",
+]
+
+
+_RETENTION_NAMES = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}  # fmt: skip
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    """CloudWatch retention for a validated number of days (infra.config checks the set)."""
+    return logs.RetentionDays[_RETENTION_NAMES[days]]
+
+
+def functions_code(code_dir: Path) -> lambda_.Code:
+    """One asset for all three functions: the `cutouts` package; dependencies come from the layer."""
+    return lambda_.Code.from_asset(str(code_dir), exclude=ASSET_EXCLUDES)
+
+
+def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
+    arn = (
+        f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{c.POWERTOOLS_LAYER_ACCOUNT}:layer:"
+        f"{c.POWERTOOLS_LAYER_NAME}:{version}"
+    )
+    return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", arn)
+
+
+class CutoutsFunction(Construct):
+    """A function with our runtime, architecture, layer, log group, tracing and Powertools settings.
+
+    The role is created here without AWSLambdaBasicExecutionRole (which allows writing to
+    every log group in the account): it may write only to this function's own log group.
+    Everything else the function does is added by the caller, statement by statement.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        code: lambda_.Code,
+        layer: lambda_.ILayerVersion,
+        handler: str,
+        timeout: Duration,
+        description: str,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} (least privilege)",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=code,
+            handler=handler,
+            layers=[layer],
+            memory_size=MEMORY_MB,
+            timeout=timeout,
+            description=description,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **environment,
+            },
+        )
+        # The role must exist with its policy before the function can run.
+        self.function.node.add_dependency(self.role)
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray PutTraceSegments/PutTelemetryRecords (added by tracing=ACTIVE) support no "
+                "resource-level permissions; '*' is the only valid resource.",
+            )
+        )
+        runtime_reason = (
+            f"Pinned to python3.13: the published Powertools layer {c.POWERTOOLS_LAYER_NAME} and the "
+            "packaging test target 3.13; the runtime moves together with the layer."
+        )
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(id="AwsSolutions-L1", reason=runtime_reason),
+            Acknowledgment(id="Serverless-LambdaLatestVersion", reason=runtime_reason),
+            Acknowledgment(id="Serverless-LambdaDLQ", reason=SERVERLESS_LAMBDA_DLQ_REASON[construct_id]),
+        )
+
+    def allow(self, sid: str, actions: list[str], resources: list[str]) -> None:
+        """Add one hand-written statement to the role (never a grant_* wildcard)."""
+        self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))

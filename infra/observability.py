@@ -1,0 +1,240 @@
+"""Alarms (to an SNS topic) and a dashboard that shows the flow at a glance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from cutouts import constants as c
+
+from infra.config import StackConfig
+
+PERIOD = Duration.minutes(5)
+# Oldest upload waiting this long means the submit side is stuck or throttled hard.
+OLDEST_MESSAGE_ALARM_SECONDS = 900
+
+
+def app_metric(name: str, statistic: str = "Sum", label: str | None = None) -> cw.Metric:
+    """A Powertools metric: namespace Cutouts, dimension service=cutouts."""
+    return cw.Metric(
+        namespace=c.METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": c.SERVICE_NAME},
+        statistic=statistic,
+        period=PERIOD,
+        label=label or name,
+    )
+
+
+class Observability(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        functions: Mapping[str, lambda_.Function],
+        api: apigwv2.HttpApi,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key,
+        # so the topic gets its own key that allows CloudWatch to use it.
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="Cutouts: encrypts the alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        self.topic = sns.Topic(
+            self, "AlarmTopic", display_name="Cutouts alarms", master_key=key, enforce_ssl=True
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self._action = cw_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cw.Alarm] = {}
+
+        self._alarm(
+            "DeadLetters",
+            dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            "Uploads reached the dead-letter queue: they failed submission repeatedly. Inspect the "
+            "messages and the submit function's logs, fix the cause, then redrive.",
+        )
+        self._alarm(
+            "OldestUpload",
+            queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1), statistic="Maximum"),
+            f"An upload has waited over {OLDEST_MESSAGE_ALARM_SECONDS} s in the queue: submit is failing, "
+            "throttled by the gateway (429) or capped too low (maxConcurrency).",
+            threshold=OLDEST_MESSAGE_ALARM_SECONDS,
+            evaluation_periods=3,
+        )
+        for name, fn in functions.items():
+            self._alarm(
+                f"{name}Errors",
+                fn.metric_errors(period=PERIOD, statistic="Sum"),
+                f"The {name.lower()} function raised errors (time-outs, crashes, whole-batch failures). "
+                "Read its log group.",
+            )
+            self._alarm(
+                f"{name}Throttles",
+                fn.metric_throttles(period=PERIOD, statistic="Sum"),
+                f"The {name.lower()} function was throttled: the account's concurrency is exhausted.",
+            )
+        self._alarm(
+            "GatewayAuthErrors",
+            app_metric(c.METRIC_GATEWAY_AUTH_ERRORS),
+            "The gateway answered 401/403: the API key in the gateway key secret is missing, wrong or "
+            "revoked. Put a valid key in the secret.",
+        )
+        self._alarm(
+            "GatewayInsufficientBalance",
+            app_metric(c.METRIC_GATEWAY_BALANCE_ERRORS),
+            "The gateway answered 402: the account balance is exhausted. Top it up; affected images "
+            "have failure reports and can be re-uploaded.",
+        )
+        self._alarm(
+            "StuckJobsFailed",
+            app_metric(c.METRIC_STUCK_JOBS_FAILED),
+            "The reconciler failed jobs older than maxAgeSeconds: callbacks are not arriving and the "
+            "status endpoint did not finish them. Check the gateway and the callback API.",
+        )
+
+        self.dashboard_name = f"Cutouts-{config.stage}"
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=self.dashboard_name)
+        self._widgets(queue, dead_letter_queue, functions, api)
+
+    def _alarm(
+        self,
+        name: str,
+        metric: cw.IMetric,
+        description: str,
+        *,
+        threshold: float = 0,
+        evaluation_periods: int = 1,
+    ) -> None:
+        alarm = cw.Alarm(
+            self,
+            f"{name}Alarm",
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=evaluation_periods,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms[name] = alarm
+
+    def _widgets(
+        self,
+        queue: sqs.IQueue,
+        dlq: sqs.IQueue,
+        functions: Mapping[str, lambda_.Function],
+        api: apigwv2.HttpApi,
+    ) -> None:
+        def percentiles(name: str) -> list[cw.IMetric]:
+            return [app_metric(name, "p50", f"{name} p50"), app_metric(name, "p90", f"{name} p90")]
+
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Jobs",
+                left=[
+                    app_metric(c.METRIC_SUBMITTED),
+                    app_metric(c.METRIC_COMPLETED),
+                    app_metric(c.METRIC_FAILED),
+                    app_metric(c.METRIC_STUCK_JOBS_FAILED),
+                ],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Duplicates skipped / gateway calls saved",
+                left=[app_metric(c.METRIC_DUPLICATES_SKIPPED), app_metric(c.METRIC_GATEWAY_CALLS_SAVED)],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Gateway errors / rejected callbacks",
+                left=[
+                    app_metric(c.METRIC_GATEWAY_AUTH_ERRORS),
+                    app_metric(c.METRIC_GATEWAY_BALANCE_ERRORS),
+                    app_metric(c.METRIC_CALLBACKS_REJECTED),
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="End-to-end seconds", left=percentiles(c.METRIC_END_TO_END_SECONDS), width=8
+            ),
+            cw.GraphWidget(title="Gateway seconds", left=percentiles(c.METRIC_GATEWAY_SECONDS), width=8),
+            cw.GraphWidget(
+                title="Queue depth / dead letters",
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(label="queue visible"),
+                    queue.metric_approximate_number_of_messages_not_visible(label="queue in flight"),
+                    dlq.metric_approximate_number_of_messages_visible(label="dead letters"),
+                ],
+                right=[queue.metric_approximate_age_of_oldest_message(label="oldest upload (s)")],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Function errors / throttles",
+                left=[fn.metric_errors(label=f"{name} errors") for name, fn in functions.items()],
+                right=[fn.metric_throttles(label=f"{name} throttles") for name, fn in functions.items()],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Function duration p90 (ms)",
+                left=[
+                    fn.metric_duration(statistic="p90", label=f"{name} p90") for name, fn in functions.items()
+                ],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Callback API",
+                left=[
+                    api.metric_count(label="requests"),
+                    api.metric_client_error(label="4xx"),
+                    api.metric_server_error(label="5xx"),
+                ],
+                right=[api.metric_integration_latency(statistic="p90", label="integration latency p90")],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24),
+        )

@@ -1,0 +1,286 @@
+"""The Cutouts stack: S3 upload -> SQS -> submit -> gateway -> webhook / reconcile -> S3 cutout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Duration, Names, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+from cutouts import constants as c
+
+from infra import nag
+from infra.api import CallbackApi
+from infra.config import StackConfig
+from infra.functions import (
+    RECONCILE_TIMEOUT,
+    SUBMIT_TIMEOUT,
+    WEBHOOK_TIMEOUT,
+    CutoutsFunction,
+    functions_code,
+    powertools_layer,
+)
+from infra.observability import Observability
+from infra.secrets import Secrets
+from infra.storage import Storage
+
+DEFAULT_CODE_DIR = Path(__file__).resolve().parent.parent / "functions"
+
+
+class CutoutsStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        code_dir: Path = DEFAULT_CODE_DIR,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"Cutouts ({config.stage}): S3 uploads become transparent-background PNG cutouts",
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self.config = config
+        storage = Storage(self, "Storage", config=config, submit_timeout=SUBMIT_TIMEOUT)
+        secrets = Secrets(self, "Secrets", config=config)
+        self.storage, self.secrets = storage, secrets
+
+        code = functions_code(code_dir)
+        layer = powertools_layer(self, config.powertools_layer_version)
+        common_env = self._common_environment(config, storage, secrets)
+
+        def make(
+            construct_id: str, handler: str, timeout: Duration, description: str, **extra: str
+        ) -> CutoutsFunction:
+            return CutoutsFunction(
+                self,
+                construct_id,
+                config=config,
+                code=code,
+                layer=layer,
+                handler=handler,
+                timeout=timeout,
+                description=description,
+                environment={**common_env, **extra},
+            )
+
+        webhook = make(
+            "Webhook",
+            c.WEBHOOK_HANDLER,
+            WEBHOOK_TIMEOUT,
+            "Cutouts: verifies gateway callbacks, stores cutouts",
+        )
+        api = CallbackApi(self, "CallbackApi", config=config, webhook=webhook.function)
+        submit = make(
+            "Submit",
+            c.SUBMIT_HANDLER,
+            SUBMIT_TIMEOUT,
+            "Cutouts: submits uploaded images to the gateway",
+            **{c.ENV_CALLBACK_BASE_URL: api.url},
+        )
+        reconcile = make(
+            "Reconcile",
+            c.RECONCILE_HANDLER,
+            RECONCILE_TIMEOUT,
+            "Cutouts: polls, resubmits or fails jobs whose callback never came",
+            **{c.ENV_CALLBACK_BASE_URL: api.url, c.ENV_DLQ_URL: storage.dead_letter_queue.queue_url},
+        )
+        self.submit, self.webhook, self.reconcile, self.api = submit, webhook, reconcile, api
+
+        mapping = event_sources.SqsEventSource(
+            storage.queue,
+            batch_size=10,
+            max_batching_window=Duration.seconds(1),
+            report_batch_item_failures=True,
+            max_concurrency=config.max_concurrency,
+        )
+        submit.function.add_event_source(mapping)
+        nag.acknowledge(
+            submit.function.node.find_child(f"SqsEventSource:{Names.node_unique_id(storage.queue.node)}"),
+            "Serverless-LambdaEventSourceMappingDestination",
+            "SQS event source mappings support no on-failure destination; the upload queue's redrive policy "
+            "sends repeatedly failing messages to the dead-letter queue, which is alarmed.",
+        )
+        rule = events.Rule(
+            self,
+            "ReconcileSchedule",
+            description="Cutouts: run the reconciler",
+            schedule=events.Schedule.rate(Duration.minutes(config.reconcile_every_minutes)),
+            targets=[targets.LambdaFunction(reconcile.function, retry_attempts=0)],
+        )
+        nag.acknowledge(
+            rule,
+            "Serverless-EventBusDLQ",
+            "The target is a payload-free schedule tick; a lost tick is replaced by the next one a few "
+            "minutes later, so there is nothing worth keeping in a dead-letter queue.",
+        )
+
+        self._grant(config, storage, secrets, submit, webhook, reconcile)
+        observability = Observability(
+            self,
+            "Observability",
+            config=config,
+            queue=storage.queue,
+            dead_letter_queue=storage.dead_letter_queue,
+            functions={
+                "Submit": submit.function,
+                "Webhook": webhook.function,
+                "Reconcile": reconcile.function,
+            },
+            api=api.api,
+        )
+        nag.acknowledge_stack_level_constructs(self)
+        self._outputs(config, storage, secrets, api, observability, submit, webhook, reconcile)
+
+    # ------------------------------------------------------------------ environment
+
+    @staticmethod
+    def _common_environment(config: StackConfig, storage: Storage, secrets: Secrets) -> dict[str, str]:
+        """Settings every function reads. Secrets appear only as ARNs/names, never as values."""
+        return {
+            c.ENV_TABLE_NAME: storage.table.table_name,
+            c.ENV_INPUT_PREFIX: config.input_prefix,
+            c.ENV_OUTPUT_PREFIX: config.output_prefix,
+            c.ENV_FAILURE_PREFIX: config.failure_prefix,
+            c.ENV_GATEWAY_BASE_URL: config.gateway_base_url,
+            c.ENV_GATEWAY_MODEL_PATH: config.gateway_model_path,
+            c.ENV_GATEWAY_KEY_SECRET: secrets.gateway_key_reference,
+            c.ENV_SIGNING_SECRET: secrets.signing_key.secret_arn,
+            c.ENV_PRESIGN_EXPIRY_SECONDS: str(config.presign_expiry_seconds),
+            c.ENV_MAX_IMAGE_BYTES: str(config.max_image_bytes),
+            c.ENV_MAX_IMAGE_PIXELS: str(config.max_image_pixels),
+            c.ENV_MAX_MEDIA_BYTES: str(config.max_media_bytes),
+            c.ENV_ALLOWED_MEDIA_HOSTS: ",".join(config.allowed_media_hosts),
+            c.ENV_HTTP_TIMEOUT_SECONDS: str(config.http_timeout_seconds),
+            c.ENV_MAX_ATTEMPTS: str(config.max_attempts),
+            c.ENV_MAX_RECEIVES: str(config.max_receives),
+            c.ENV_STALE_AFTER_SECONDS: str(config.stale_after_seconds),
+            c.ENV_MAX_AGE_SECONDS: str(config.max_age_seconds),
+            c.ENV_IN_DOUBT_GRACE_SECONDS: str(config.in_doubt_grace_seconds),
+            c.ENV_SECRET_MAX_AGE_SECONDS: str(config.secret_max_age_seconds),
+            c.ENV_JOB_TTL_DAYS: str(config.job_ttl_days),
+            c.ENV_DEDUP_ENABLED: "true" if config.dedup else "false",
+        }
+
+    # ------------------------------------------------------------------ permissions
+
+    @staticmethod
+    def _grant(
+        config: StackConfig,
+        storage: Storage,
+        secrets: Secrets,
+        submit: CutoutsFunction,
+        webhook: CutoutsFunction,
+        reconcile: CutoutsFunction,
+    ) -> None:
+        """Exactly what each function does; tests/infra pins these statements."""
+        bucket = storage.bucket
+
+        def objects(prefix: str) -> list[str]:
+            return [bucket.arn_for_objects(f"{prefix}*")]
+
+        table = storage.table.table_arn
+        secret_arns = [secrets.gateway_key_policy_arn, secrets.signing_key.secret_arn]
+
+        # submit: read the upload, copy an existing cutout for identical content, report failures.
+        submit.allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], objects(config.input_prefix))
+        submit.allow("CopyExistingCutout", ["s3:GetObject", "s3:PutObject"], objects(config.output_prefix))
+        submit.allow(
+            "WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix)
+        )
+        submit.allow(
+            "JobTable",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+            [table, f"{table}/index/{c.CONTENT_INDEX_NAME}"],
+        )
+        submit.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
+        # Honour Retry-After by extending a message's visibility (also granted by the event source).
+        submit.allow("DelayRetries", ["sqs:ChangeMessageVisibility"], [storage.queue.queue_arn])
+
+        # webhook: store the cutout, write or clear the failure report, finish the job.
+        webhook.allow(
+            "WriteCutouts", ["s3:PutObject", "s3:AbortMultipartUpload"], objects(config.output_prefix)
+        )
+        webhook.allow(
+            "WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix)
+        )
+        webhook.allow("JobTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table])
+        webhook.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
+
+        # reconcile: presign the upload again for a resubmission, finish jobs like the webhook.
+        reconcile.allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], objects(config.input_prefix))
+        reconcile.allow(
+            "WriteCutouts", ["s3:PutObject", "s3:AbortMultipartUpload"], objects(config.output_prefix)
+        )
+        reconcile.allow(
+            "WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix)
+        )
+        reconcile.allow(
+            "JobTable",
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],
+            [table, f"{table}/index/{c.STATUS_INDEX_NAME}"],
+        )
+        reconcile.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
+        for fn, prefixes in (
+            (submit, (config.input_prefix, config.output_prefix, config.failure_prefix)),
+            (webhook, (config.output_prefix, config.failure_prefix)),
+            (reconcile, (config.input_prefix, config.output_prefix, config.failure_prefix)),
+        ):
+            for prefix in prefixes:
+                nag.acknowledge_prefix_wildcard(fn.role, bucket, prefix)
+        reconcile.allow(
+            "InspectDeadLetters",
+            ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+            [storage.dead_letter_queue.queue_arn],
+        )
+
+    # ------------------------------------------------------------------ outputs
+
+    def _outputs(
+        self,
+        config: StackConfig,
+        storage: Storage,
+        secrets: Secrets,
+        api: CallbackApi,
+        observability: Observability,
+        submit: CutoutsFunction,
+        webhook: CutoutsFunction,
+        reconcile: CutoutsFunction,
+    ) -> None:
+        name = storage.bucket.bucket_name
+        gateway_key_arn = (
+            secrets.gateway_key.secret_arn
+            if isinstance(secrets.gateway_key, secretsmanager.Secret)
+            else secrets.gateway_key.secret_name
+        )
+        outputs = {
+            c.OUTPUT_BUCKET_NAME: (name, "The image bucket"),
+            c.OUTPUT_INPUT_LOCATION: (f"s3://{name}/{config.input_prefix}", "Upload images here"),
+            c.OUTPUT_OUTPUT_LOCATION: (f"s3://{name}/{config.output_prefix}", "Cutouts (PNG) appear here"),
+            c.OUTPUT_FAILURE_LOCATION: (
+                f"s3://{name}/{config.failure_prefix}",
+                "Failure reports (JSON) appear here",
+            ),
+            c.OUTPUT_CALLBACK_BASE_URL: (api.url, "Base URL of the gateway callback API"),
+            c.OUTPUT_GATEWAY_KEY_SECRET_ARN: (
+                gateway_key_arn,
+                "Put your gateway API key here (Secrets Manager)",
+            ),
+            c.OUTPUT_SIGNING_SECRET_ARN: (secrets.signing_key.secret_arn, "Callback signing key (generated)"),
+            c.OUTPUT_TABLE_NAME: (storage.table.table_name, "Job table"),
+            c.OUTPUT_QUEUE_URL: (storage.queue.queue_url, "Upload event queue"),
+            c.OUTPUT_DLQ_URL: (storage.dead_letter_queue.queue_url, "Dead-letter queue of the upload queue"),
+            c.OUTPUT_ALARM_TOPIC_ARN: (observability.topic.topic_arn, "SNS topic the alarms notify"),
+            c.OUTPUT_DASHBOARD_NAME: (observability.dashboard_name, "CloudWatch dashboard"),
+            c.OUTPUT_SUBMIT_FUNCTION_NAME: (submit.function.function_name, "Submit function"),
+            c.OUTPUT_WEBHOOK_FUNCTION_NAME: (webhook.function.function_name, "Webhook function"),
+            c.OUTPUT_RECONCILE_FUNCTION_NAME: (reconcile.function.function_name, "Reconcile function"),
+        }
+        for key, (value, description) in outputs.items():
+            CfnOutput(self, key, value=value, description=description)
