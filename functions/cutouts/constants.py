@@ -31,6 +31,7 @@ ENV_DLQ_URL: Final = "CUTOUTS_DLQ_URL"
 ENV_SECRET_MAX_AGE_SECONDS: Final = "CUTOUTS_SECRET_MAX_AGE_SECONDS"
 ENV_JOB_TTL_DAYS: Final = "CUTOUTS_JOB_TTL_DAYS"
 ENV_DEDUP_ENABLED: Final = "CUTOUTS_DEDUP_ENABLED"
+ENV_RETRY_BASE_SECONDS: Final = "CUTOUTS_RETRY_BASE_SECONDS"
 
 # DynamoDB job table: one item per source object version (pk = "job#<id>") and one per
 # source key (pk = "key#<bucket>/<key>") holding the newest version seen.
@@ -69,6 +70,7 @@ DEFAULT_MAX_AGE_SECONDS: Final = 3600
 DEFAULT_IN_DOUBT_GRACE_SECONDS: Final = 900
 DEFAULT_SECRET_MAX_AGE_SECONDS: Final = 300
 DEFAULT_JOB_TTL_DAYS: Final = 30
+DEFAULT_RETRY_BASE_SECONDS: Final = 15
 
 # Metrics namespace and names.
 METRICS_NAMESPACE: Final = "Cutouts"

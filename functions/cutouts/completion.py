@@ -1,0 +1,85 @@
+"""Finishing a job from a status the gateway confirmed: one path for the webhook and the reconciler."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import quote
+
+from cutouts import constants as c
+from cutouts.gateway import COMPLETED, ERROR, FAILED, PROCESSING, QUEUED, JobStatus
+from cutouts.job_store import SUPERSEDED, Job
+from cutouts.keys import failure_key_for, output_key_for
+from cutouts.outcomes import fail_job
+from cutouts.reports import remove_failure_report
+from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
+from cutouts.services import Services
+
+PENDING = "pending"
+RETRY_LATER = "retry-later"
+
+
+def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> str:
+    """Act on a confirmed status; return what happened (completed, failed, resubmit, pending, ...)."""
+    if status.status in (QUEUED, PROCESSING):
+        return PENDING
+    if status.status == COMPLETED:
+        return _complete(job, status, services, now)
+    if status.status == FAILED:
+        fail_job(job, services, now, reason="model-failed", message=status.error or "the model reported FAILED",
+                 gateway_status=FAILED, gateway_error=status.error)
+        return "failed"
+    if status.status == ERROR:
+        if job.attempt < services.settings.max_attempts:
+            services.store.mark_resubmit(job.job_id, status.request_id, now, status.error)
+            return "resubmit"
+        fail_job(job, services, now, reason="gateway-error-exhausted",
+                 message=f"the gateway reported ERROR on {job.attempt} attempts: {status.error}",
+                 gateway_status=ERROR, gateway_error=status.error)
+        return "failed"
+    return PENDING
+
+
+def _complete(job: Job, status: JobStatus, services: Services, now: float) -> str:
+    settings = services.settings
+    latest = services.store.latest_job_for(job.bucket, job.key)
+    if latest is not None and latest != job.job_id:
+        # A newer upload of this key owns the output key; this result must not overwrite it.
+        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+        return "superseded"
+    if not status.media_urls:
+        fail_job(job, services, now, reason="bad-output", message="the gateway reported COMPLETED without a media_url",
+                 gateway_status=COMPLETED)
+        return "failed"
+    output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
+    metadata = {"source-key": quote(job.key, safe="/"), "source-version": quote(job.version, safe=""),
+                "request-id": status.request_id, "job-id": job.job_id}
+    try:
+        fetch_media_to_s3(status.media_urls[0], services.media_policy, services.s3, job.bucket, output_key,
+                          metadata, services.resolve)
+    except MediaRejected as exc:
+        fail_job(job, services, now, reason="bad-output", message=str(exc), gateway_status=COMPLETED)
+        return "failed"
+    except MediaUnavailable:
+        return RETRY_LATER
+    if not services.store.mark_completed(job, now, output_key):
+        return "already-finished"
+    remove_failure_report(services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix,
+                                                                   settings.failure_prefix))
+    services.metrics.count(c.METRIC_COMPLETED)
+    if job.created_at:
+        services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))
+    gateway_seconds = _gateway_seconds(status) or (now - job.submitted_at if job.submitted_at else None)
+    if gateway_seconds is not None:
+        services.metrics.seconds(c.METRIC_GATEWAY_SECONDS, max(0.0, gateway_seconds))
+    return "completed"
+
+
+def _gateway_seconds(status: JobStatus) -> float | None:
+    try:
+        if status.created_at and status.completed_at:
+            start = datetime.fromisoformat(status.created_at.replace("Z", "+00:00"))
+            end = datetime.fromisoformat(status.completed_at.replace("Z", "+00:00"))
+            return (end - start).total_seconds()
+    except ValueError:
+        return None
+    return None

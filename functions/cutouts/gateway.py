@@ -1,0 +1,227 @@
+"""Client of the Pixazo gateway serving Bria RMBG 2.0 (see the reference API).
+
+This is the one place that turns HTTP answers into our exception types: whether an error is
+transient or permanent is decided here, by status code, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError
+
+from cutouts.constants import GATEWAY_STATUS_PATH
+
+QUEUED = "QUEUED"
+PROCESSING = "PROCESSING"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+ERROR = "ERROR"
+KNOWN_STATUSES = frozenset({QUEUED, PROCESSING, COMPLETED, FAILED, ERROR})
+
+# What the user must do about each permanent answer; the failure report quotes it.
+PERMANENT: dict[int, tuple[str, str]] = {
+    400: ("gateway-bad-request", "The gateway rejected the request as malformed, or the model is disabled: "
+          "check the gatewayModelPath context value."),
+    401: ("gateway-unauthorized", "The gateway key is missing or wrong: put a valid key into the gateway key "
+          "secret, then retry the failed jobs."),
+    402: ("gateway-insufficient-balance", "The gateway wallet has too little balance: top it up, then retry "
+          "the failed jobs."),
+    403: ("gateway-forbidden", "The gateway key may not use this model: check the subscription."),
+    404: ("gateway-not-found", "The gateway does not know this model or path: check gatewayBaseUrl and "
+          "gatewayModelPath."),
+}
+
+
+class GatewayError(Exception):
+    """Base of every gateway failure; ``transient`` says whether trying again can help."""
+
+    transient = False
+
+    def __init__(self, message: str, http_status: int | None = None, gateway_error: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.gateway_error = gateway_error
+
+
+class GatewayTransientError(GatewayError):
+    """The gateway did not take the request (5xx, 429, connection refused); retrying is safe."""
+
+    transient = True
+
+    def __init__(self, message: str, http_status: int | None = None, retry_after: float | None = None,
+                 gateway_error: str | None = None) -> None:
+        super().__init__(message, http_status, gateway_error)
+        self.retry_after = retry_after
+
+
+class GatewayPermanentError(GatewayError):
+    """A 4xx the same request will always get: end the job and tell the user what to do."""
+
+    def __init__(self, message: str, http_status: int, reason: str, what_to_do: str,
+                 gateway_error: str | None = None) -> None:
+        super().__init__(message, http_status, gateway_error)
+        self.reason = reason
+        self.what_to_do = what_to_do
+
+
+class GatewayInDoubt(GatewayError):
+    """The request was sent but no answer came back: the gateway may have accepted (and billed) it.
+
+    Resubmitting at once could pay twice, so the caller parks the job instead (see submission.py).
+    """
+
+    transient = True
+
+
+@dataclass(frozen=True)
+class Submission:
+    request_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    request_id: str
+    status: str
+    error: str | None = None
+    media_urls: tuple[str, ...] = ()
+    created_at: str | None = None
+    completed_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def parse_status_document(doc: Any) -> JobStatus:
+    """Validate a status document (status endpoint or webhook body); ValueError if malformed."""
+    if not isinstance(doc, dict):
+        raise ValueError("the status document is not a JSON object")
+    request_id, status = doc.get("request_id"), doc.get("status")
+    if not isinstance(request_id, str) or not request_id:
+        raise ValueError("the status document has no request_id")
+    if not isinstance(status, str) or status not in KNOWN_STATUSES:
+        raise ValueError(f"the status document has an unknown status {status!r}")
+    output = doc.get("output") or {}
+    urls = output.get("media_url") if isinstance(output, dict) else None
+    if isinstance(urls, str):
+        urls = [urls]
+    media = tuple(u for u in (urls or []) if isinstance(u, str))
+    error = doc.get("error")
+    return JobStatus(
+        request_id=request_id,
+        status=status,
+        error=str(error) if error is not None else None,
+        media_urls=media,
+        created_at=doc.get("created_at"),
+        completed_at=doc.get("completed_at"),
+        raw=doc,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from this gateway; the caller's backoff applies
+
+
+def _error_text(body: bytes) -> str | None:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace") or None
+    if isinstance(doc, dict):
+        parts = [str(doc[k]) for k in ("error", "message") if doc.get(k)]
+        return ": ".join(parts) or None
+    return None
+
+
+class GatewayClient:
+    """Submit images and read job status. The key is fetched per call from a cached provider."""
+
+    def __init__(self, base_url: str, model_path: str, api_key: Callable[[], str],
+                 http: urllib3.PoolManager, timeout_seconds: float) -> None:
+        self._submit_url = base_url.rstrip("/") + model_path
+        self._status_url = base_url.rstrip("/") + GATEWAY_STATUS_PATH
+        self._api_key = api_key
+        self._http = http
+        self._timeout = urllib3.Timeout(connect=min(3.0, timeout_seconds), read=timeout_seconds)
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "Cache-Control": "no-cache",
+            "Ocp-Apim-Subscription-Key": self._api_key(),
+        }
+
+    def submit(self, image_url: str, webhook_url: str) -> Submission:
+        headers = self._headers() | {"X-Webhook-URL": webhook_url}
+        body = json.dumps({"image_url": image_url}).encode()
+        try:
+            response = self._http.request(
+                "POST", self._submit_url, body=body, headers=headers,
+                timeout=self._timeout, retries=False, redirect=False,
+            )
+        except (NewConnectionError, ConnectTimeoutError) as exc:
+            raise GatewayTransientError(f"could not connect to the gateway: {type(exc).__name__}") from None
+        except (ReadTimeoutError, ProtocolError) as exc:
+            raise GatewayInDoubt(f"the gateway did not answer the submission: {type(exc).__name__}") from None
+        except HTTPError as exc:
+            raise GatewayTransientError(f"gateway request failed: {type(exc).__name__}") from None
+        if response.status in (200, 201, 202):
+            try:
+                doc = json.loads(response.data)
+                request_id = doc["request_id"]
+                if not isinstance(request_id, str) or not request_id:
+                    raise ValueError
+            except (ValueError, KeyError, TypeError):
+                raise GatewayInDoubt(
+                    f"the gateway accepted the submission ({response.status}) but its answer is not the "
+                    "documented JSON", http_status=response.status,
+                ) from None
+            return Submission(request_id=request_id, status=str(doc.get("status", QUEUED)))
+        self._raise_for(response)
+        raise AssertionError("unreachable")
+
+    def status(self, request_id: str) -> JobStatus:
+        url = self._status_url + quote(request_id, safe="")
+        try:
+            response = self._http.request(
+                "GET", url, headers=self._headers(), timeout=self._timeout, retries=False, redirect=False
+            )
+        except HTTPError as exc:
+            raise GatewayTransientError(f"gateway status request failed: {type(exc).__name__}") from None
+        if response.status == 200:
+            try:
+                status = parse_status_document(json.loads(response.data))
+            except ValueError as exc:
+                raise GatewayTransientError(f"the gateway's status answer is not usable: {exc}", 200) from None
+            if status.request_id != request_id:
+                raise GatewayTransientError("the gateway's status answer names another request", 200)
+            return status
+        self._raise_for(response)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _raise_for(response: urllib3.BaseHTTPResponse) -> None:
+        code = response.status
+        text = _error_text(response.data)
+        if code in PERMANENT:
+            reason, what_to_do = PERMANENT[code]
+            raise GatewayPermanentError(f"gateway answered {code}: {text}", code, reason, what_to_do, text)
+        if code == 429:
+            raise GatewayTransientError(
+                "gateway answered 429 Too Many Requests", 429,
+                retry_after=_retry_after(response.headers.get("Retry-After")), gateway_error=text,
+            )
+        if code >= 500 or code == 408:
+            raise GatewayTransientError(f"gateway answered {code}: {text}", code, gateway_error=text)
+        reason, what_to_do = ("gateway-rejected", "The gateway refused the request; see the error.")
+        raise GatewayPermanentError(f"gateway answered {code}: {text}", code, reason, what_to_do, text)

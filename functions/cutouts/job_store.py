@@ -1,0 +1,317 @@
+"""The job table: the only module that talks to DynamoDB.
+
+One item per source object version (``job#<id>``) and one per source key (``key#<bucket>/<key>``)
+naming the newest version seen. Every state change is a conditional update from the states it
+may come from, so duplicate deliveries, a webhook racing the reconciler, or a late callback
+find the condition false and change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cutouts.constants import STATUS_INDEX_NAME, TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
+
+SUBMITTING = "SUBMITTING"  # claimed; the POST to the gateway is under way (lease_until bounds it)
+SUBMITTED = "SUBMITTED"  # the gateway accepted it (request_id known); waiting for the result
+IN_DOUBT = "IN_DOUBT"  # sent, but no answer came back: maybe accepted; a callback may adopt it
+RETRY = "RETRY"  # the gateway refused it for now (429/5xx); the queue will bring it back
+RESUBMIT = "RESUBMIT"  # the gateway reported ERROR (not charged); the reconciler resubmits
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+SUPERSEDED = "SUPERSEDED"  # a newer version of the same key took over
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, SUPERSEDED})
+OPEN_STATUSES = (SUBMITTING, SUBMITTED, IN_DOUBT, RETRY, RESUBMIT)
+
+
+class JobStoreError(RuntimeError):
+    """DynamoDB failed in a way the caller cannot fix by itself (throttling, outage)."""
+
+
+@dataclass
+class Job:
+    job_id: str
+    bucket: str
+    key: str
+    version: str  # the S3 version id, or the ETag when the bucket is not versioned
+    status: str
+    attempt: int = 1
+    version_id: str | None = None
+    etag: str | None = None
+    request_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    lease_until: float | None = None
+    reason: str | None = None
+    error: str | None = None
+    output_key: str | None = None
+    content_hash: str | None = None
+    from_cache: bool | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+_JOB_FIELDS = {f.name for f in fields(Job)}
+
+
+def _serialize(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(round(value, 3)) if isinstance(value, float) else str(value)}
+    return {"S": str(value)}
+
+
+def _deserialize(attr: Mapping[str, Any]) -> Any:
+    if "S" in attr:
+        return attr["S"]
+    if "N" in attr:
+        number = float(attr["N"])
+        return int(number) if number.is_integer() and "." not in attr["N"] else number
+    if "BOOL" in attr:
+        return attr["BOOL"]
+    return None
+
+
+def _job_pk(job_id: str) -> str:
+    return f"job#{job_id}"
+
+
+def _key_pk(bucket: str, key: str) -> str:
+    return f"key#{bucket}/{key}"
+
+
+def _to_job(item: Mapping[str, Any]) -> Job:
+    values = {name: _deserialize(attr) for name, attr in item.items() if name in _JOB_FIELDS}
+    for name in ("created_at", "updated_at"):
+        values[name] = float(values.get(name) or 0)
+    return Job(**values)
+
+
+class JobStore:
+    def __init__(self, dynamodb: Any, table_name: str, ttl_days: int = 30) -> None:
+        self._ddb = dynamodb
+        self._table = table_name
+        self._ttl_seconds = ttl_days * 86400
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        item = self._call("get_item", Key={TABLE_PARTITION_KEY: {"S": _job_pk(job_id)}}, ConsistentRead=True)
+        found = item.get("Item")
+        return _to_job(found) if found and "job_id" in found else None
+
+    def list_by_status(self, status: str, updated_before: float, limit: int = 100) -> Iterator[Job]:
+        """Jobs in ``status`` last touched before ``updated_before``, oldest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": STATUS_INDEX_NAME,
+            "KeyConditionExpression": "#s = :s AND #u < :t",
+            "ExpressionAttributeNames": {"#s": "status", "#u": "updated_at"},
+            "ExpressionAttributeValues": {":s": {"S": status}, ":t": _serialize(float(updated_before))},
+        }
+        seen = 0
+        while seen < limit:
+            page = self._call_raw("query", **kwargs, Limit=min(100, limit - seen))
+            for item in page.get("Items", []):
+                seen += 1
+                yield _to_job(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def count_by_status(self, status: str) -> int:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": STATUS_INDEX_NAME,
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": {"S": status}},
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            page = self._call_raw("query", **kwargs)
+            total += page.get("Count", 0)
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def latest_job_for(self, bucket: str, key: str) -> str | None:
+        item = self._call("get_item", Key={TABLE_PARTITION_KEY: {"S": _key_pk(bucket, key)}}, ConsistentRead=True)
+        found = item.get("Item")
+        return _deserialize(found["job_id"]) if found else None
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def record_latest(self, bucket: str, key: str, sequencer: str, job_id: str, now: float) -> bool:
+        """Note ``job_id`` as the newest version of the key unless a newer event was already seen."""
+        return self._conditional(
+            _key_pk(bucket, key),
+            {"sequencer": sequencer, "job_id": job_id, "updated_at": now, TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds},
+            condition="attribute_not_exists(#pk) OR #sequencer <= :c_seq",
+            values={":c_seq": sequencer},
+        )
+
+    def claim(self, job: Job, now: float, lease_seconds: float) -> bool:
+        """Create the job in SUBMITTING, or take it back from RETRY. False: someone else has it."""
+        values = {k: v for k, v in asdict(job).items() if v is not None and k not in ("created_at", "updated_at")}
+        values |= {"status": SUBMITTING, "updated_at": now, "lease_until": now + lease_seconds}
+        return self._conditional(
+            _job_pk(job.job_id),
+            values,
+            remove=("request_id", TABLE_TTL_ATTRIBUTE),
+            created_at=now,
+            condition="attribute_not_exists(#pk) OR #status = :c_retry",
+            values={":c_retry": RETRY},
+        )
+
+    def mark_submitted(self, job_id: str, attempt: int, request_id: str, now: float) -> bool:
+        return self._conditional(
+            _job_pk(job_id),
+            {"status": SUBMITTED, "request_id": request_id, "submitted_at": now, "updated_at": now},
+            remove=("lease_until",),
+            condition="#status = :c_from AND #attempt = :c_attempt",
+            values={":c_from": SUBMITTING, ":c_attempt": attempt},
+        )
+
+    def mark_in_doubt(self, job_id: str, attempt: int, now: float, error: str) -> bool:
+        return self._conditional(
+            _job_pk(job_id),
+            {"status": IN_DOUBT, "updated_at": now, "error": error},
+            condition="#status = :c_from AND #attempt = :c_attempt",
+            values={":c_from": SUBMITTING, ":c_attempt": attempt},
+        )
+
+    def release(self, job_id: str, attempt: int, now: float, error: str, to_status: str = RETRY) -> bool:
+        """The gateway refused the POST for now: hand the job back (RETRY: to the queue)."""
+        return self._conditional(
+            _job_pk(job_id),
+            {"status": to_status, "updated_at": now, "error": error},
+            remove=("lease_until",),
+            condition="#status = :c_from AND #attempt = :c_attempt",
+            values={":c_from": SUBMITTING, ":c_attempt": attempt},
+        )
+
+    def adopt(self, job_id: str, attempt: int, request_id: str, now: float) -> bool:
+        """A genuine callback names the request of a submission whose answer we never saw."""
+        return self._conditional(
+            _job_pk(job_id),
+            {"status": SUBMITTED, "request_id": request_id, "submitted_at": now, "updated_at": now},
+            remove=("lease_until",),
+            condition="(#status = :c_a OR #status = :c_b) AND #attempt = :c_attempt AND attribute_not_exists(#request_id)",
+            values={":c_a": IN_DOUBT, ":c_b": SUBMITTING, ":c_attempt": attempt},
+        )
+
+    def touch(self, job_id: str, status: str, now: float) -> bool:
+        return self._conditional(
+            _job_pk(job_id), {"updated_at": now}, condition="#status = :c_s", values={":c_s": status}
+        )
+
+    def mark_resubmit(self, job_id: str, request_id: str, now: float, error: str | None) -> bool:
+        return self._conditional(
+            _job_pk(job_id),
+            {"status": RESUBMIT, "updated_at": now, "error": error or "gateway reported ERROR"},
+            condition="#status = :c_from AND #request_id = :c_rid",
+            values={":c_from": SUBMITTED, ":c_rid": request_id},
+        )
+
+    def claim_resubmission(self, job: Job, now: float, lease_seconds: float) -> bool:
+        """Move a job from RESUBMIT or IN_DOUBT to SUBMITTING with the next attempt number."""
+        return self._conditional(
+            _job_pk(job.job_id),
+            {"status": SUBMITTING, "attempt": job.attempt + 1, "updated_at": now, "lease_until": now + lease_seconds},
+            remove=("request_id",),
+            condition="#status = :c_s AND #attempt = :c_attempt",
+            values={":c_s": job.status, ":c_attempt": job.attempt},
+        )
+
+    def mark_completed(self, job: Job, now: float, output_key: str, from_cache: bool = False) -> bool:
+        condition = "#status = :c_from AND #request_id = :c_rid"
+        values: dict[str, Any] = {":c_from": SUBMITTED, ":c_rid": job.request_id or ""}
+        if from_cache:
+            condition, values = "#status = :c_from AND #attempt = :c_attempt", {":c_from": SUBMITTING, ":c_attempt": job.attempt}
+        return self._conditional(
+            _job_pk(job.job_id),
+            {"status": COMPLETED, "updated_at": now, "finished_at": now, "output_key": output_key,
+             "from_cache": from_cache, TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds},
+            remove=("lease_until", "error", "reason"),
+            condition=condition,
+            values=values,
+        )
+
+    def mark_final(self, job: Job, status: str, now: float, reason: str, error: str) -> bool:
+        """End a job as FAILED or SUPERSEDED, from the state the caller last saw it in."""
+        condition = "#status = :c_s AND #attempt = :c_attempt"
+        values: dict[str, Any] = {":c_s": job.status, ":c_attempt": job.attempt}
+        return self._conditional(
+            _job_pk(job.job_id),
+            {"status": status, "updated_at": now, "finished_at": now, "reason": reason, "error": error[:1000],
+             TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds},
+            remove=("lease_until",),
+            condition=condition,
+            values=values,
+        )
+
+    def reopen(self, job: Job, now: float) -> bool:
+        """Let a failed job be claimed again (operator retry after fixing the cause)."""
+        return self._conditional(
+            _job_pk(job.job_id),
+            {"status": RETRY, "updated_at": now, "attempt": 1},
+            remove=(TABLE_TTL_ATTRIBUTE, "finished_at"),
+            condition="#status = :c_s",
+            values={":c_s": job.status},
+        )
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _conditional(self, pk: str, set_values: Mapping[str, Any], *, condition: str,
+                     values: Mapping[str, Any], remove: Sequence[str] = (), created_at: float | None = None) -> bool:
+        names = {token: token[1:] for token in re.findall(r"#\w+", condition)}
+        sets, attr_values = [], {k: _serialize(v) for k, v in values.items()}
+        for i, (name, value) in enumerate(set_values.items()):
+            names[f"#f{i}"] = name
+            attr_values[f":v{i}"] = _serialize(value)
+            sets.append(f"#f{i} = :v{i}")
+        if created_at is not None:
+            names["#created"] = "created_at"
+            attr_values[":created"] = _serialize(created_at)
+            sets.append("#created = if_not_exists(#created, :created)")
+        expression = "SET " + ", ".join(sets)
+        if remove:
+            for i, name in enumerate(remove):
+                names[f"#r{i}"] = name
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        try:
+            self._call_raw(
+                "update_item",
+                TableName=self._table,
+                Key={TABLE_PARTITION_KEY: {"S": pk}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attr_values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise JobStoreError(f"DynamoDB update failed: {exc.response.get('Error', {}).get('Code')}") from exc
+        return True
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        return self._call_raw(operation, TableName=self._table, **kwargs)
+
+    def _call_raw(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._ddb, operation)(**kwargs)
+        except ClientError as exc:
+            raise JobStoreError(f"DynamoDB {operation} failed: {exc.response.get('Error', {}).get('Code')}") from exc

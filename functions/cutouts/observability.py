@@ -1,0 +1,29 @@
+"""Logger, tracer and metrics: one instance each, the same on every handler."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from cutouts.constants import METRIC_FAILED, METRICS_NAMESPACE, SERVICE_NAME
+
+logger = Logger(service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+class PowertoolsRecorder:
+    """The use cases' MetricsSink, written as CloudWatch embedded metrics."""
+
+    def count(self, name: str, value: float = 1) -> None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def seconds(self, name: str, value: float) -> None:
+        metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=value)
+
+    def failure(self, reason: str) -> None:
+        metrics.add_metric(name=METRIC_FAILED, unit=MetricUnit.Count, value=1)
+        with single_metric(name=METRIC_FAILED, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE,
+                           default_dimensions={"service": SERVICE_NAME}) as metric:
+            metric.add_dimension(name="reason", value=reason)
+        logger.warning("job failed", reason=reason)

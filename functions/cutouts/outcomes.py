@@ -1,0 +1,50 @@
+"""Ending a job: the failure path every use case shares, so a report is written the same way."""
+
+from __future__ import annotations
+
+from cutouts import constants as c
+from cutouts.job_store import COMPLETED, FAILED, SUBMITTING, Job
+from cutouts.keys import failure_key_for
+from cutouts.reports import FailureReport, advice_for, remove_failure_report, write_failure_report
+from cutouts.services import Services
+
+
+def fail_job(job: Job, services: Services, now: float, *, reason: str, message: str,
+             what_to_do: str | None = None, gateway_status: str | None = None,
+             gateway_error: str | None = None, http_status: int | None = None) -> bool:
+    """Write the failure report, then end the job as FAILED. False if the job had already ended.
+
+    The report goes first: a crash in between leaves a report and an open job that the
+    reconciler ends later, never a failed job nobody was told about.
+    """
+    settings = services.settings
+    report_key = failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
+    report = FailureReport(
+        source_bucket=job.bucket, source_key=job.key, source_version=job.version, job_id=job.job_id,
+        reason=reason, message=message, what_to_do=what_to_do or advice_for(reason),
+        request_id=job.request_id, gateway_status=gateway_status, gateway_error=gateway_error,
+        http_status=http_status, attempts=job.attempt,
+    )
+    write_failure_report(services.s3, job.bucket, report_key, report)
+    if services.store.mark_final(job, FAILED, now, reason, message):
+        services.metrics.failure(reason)
+        return True
+    current = services.store.get(job.job_id)
+    if current is not None and current.status == COMPLETED:
+        remove_failure_report(services.s3, job.bucket, report_key)  # it finished meanwhile
+    return False
+
+
+def fail_new_job(job: Job, services: Services, now: float, *, reason: str, message: str) -> bool:
+    """A failure found before the job was claimed (the object vanished, or it dead-lettered).
+
+    Claiming first gives the failure a job record like any other, and makes a repeat a no-op.
+    """
+    if not services.store.claim(job, now, lease_seconds=60):
+        return False
+    job.status = SUBMITTING
+    return fail_job(job, services, now, reason=reason, message=message)
+
+
+GATEWAY_ALARM_METRICS = {401: c.METRIC_GATEWAY_AUTH_ERRORS, 403: c.METRIC_GATEWAY_AUTH_ERRORS,
+                         402: c.METRIC_GATEWAY_BALANCE_ERRORS}

@@ -1,0 +1,84 @@
+"""Wiring for the deployed functions: settings at cold start, AWS clients and secrets on first use.
+
+Clients are created lazily and kept for the life of the execution environment; secrets are read
+through Powertools parameters with a cache, so warm invocations make no Secrets Manager call and
+a rotated value is picked up within ``secret_max_age_seconds``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from cutouts.settings import Settings, load_settings
+
+
+@functools.cache
+def settings() -> Settings:
+    return load_settings(os.environ)
+
+
+@functools.cache
+def _clients() -> dict[str, Any]:
+    import boto3
+    import urllib3
+    from botocore.config import Config
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    retry = Config(retries={"mode": "standard", "max_attempts": 3})
+    s3 = boto3.client("s3", region_name=region, config=retry.merge(Config(signature_version="s3v4")))
+    return {
+        "s3": s3,
+        "dynamodb": boto3.client("dynamodb", region_name=region, config=retry),
+        "sqs": boto3.client("sqs", region_name=region, config=retry),
+        "http": urllib3.PoolManager(num_pools=4, maxsize=4),
+    }
+
+
+def _secret(name: str) -> str:
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(name, max_age=settings().secret_max_age_seconds)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def gateway_key() -> str:
+    return _secret(settings().gateway_key_secret).strip()
+
+
+def services() -> Any:
+    """The use cases' collaborators; cheap to build, so the signing keys follow rotation."""
+    from cutouts.callback_token import CallbackSigner, signing_keys_from_secret
+    from cutouts.gateway import GatewayClient
+    from cutouts.job_store import JobStore
+    from cutouts.observability import PowertoolsRecorder
+    from cutouts.safe_download import MediaPolicy
+    from cutouts.services import Services
+
+    cfg = settings()
+    clients = _clients()
+    return Services(
+        settings=cfg,
+        s3=clients["s3"],
+        store=JobStore(clients["dynamodb"], cfg.table_name, cfg.job_ttl_days),
+        gateway=GatewayClient(cfg.gateway_base_url, cfg.gateway_model_path, gateway_key, clients["http"],
+                              cfg.http_timeout_seconds),
+        signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret))),
+        metrics=PowertoolsRecorder(),
+        media_policy=MediaPolicy(cfg.allowed_media_hosts, cfg.max_media_bytes, cfg.http_timeout_seconds,
+                                 cfg.allow_http_media),
+        sqs=clients["sqs"],
+    )
+
+
+def reset() -> None:
+    """Forget cached settings and clients (tests and the local stack change the environment)."""
+    settings.cache_clear()
+    _clients.cache_clear()
+    try:
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+    except ImportError:  # pragma: no cover
+        pass

@@ -1,0 +1,188 @@
+"""Fetch a result from a URL the outside world gave us, and stream it into S3.
+
+``media_url`` arrives in a callback body or a status answer. It is fetched only over https
+(plain http only when the local stack says so), only from an allow-listed host, only from
+public addresses (an explicitly allow-listed IP literal is the one exception, for the local
+stack), following redirects only to URLs that pass the same checks, within a size cap and a
+time budget, and the bytes must be a PNG. The connection goes to the address we vetted, so a
+DNS answer that changes between check and connect (rebinding) gains nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_REDIRECTS = 3
+PART_SIZE = 8 * 1024 * 1024
+
+
+class MediaRejected(ValueError):
+    """The URL or its content breaks a rule: retrying will not help."""
+
+
+class MediaUnavailable(RuntimeError):
+    """The host did not deliver (time-out, 5xx): a later try may work."""
+
+
+@dataclass(frozen=True)
+class MediaPolicy:
+    allowed_hosts: frozenset[str]  # "host" (any port) or "host:port"
+    max_bytes: int
+    timeout_seconds: float
+    allow_http: bool = False
+
+
+Resolver = Callable[[str, int], list[str]]
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+@dataclass(frozen=True)
+class VettedTarget:
+    scheme: str
+    host: str
+    port: int
+    address: str
+    path: str
+
+
+def vet_url(url: str, policy: MediaPolicy, resolve: Resolver = system_resolver) -> VettedTarget:
+    """Check a URL against the policy and pick the address to connect to, or raise MediaRejected."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not policy.allow_http):
+        raise MediaRejected(f"media URL scheme {parts.scheme!r} is not allowed (https only)")
+    if parts.username or parts.password:
+        raise MediaRejected("media URL must not carry credentials")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise MediaRejected("media URL has no host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise MediaRejected("media URL has an invalid port") from None
+    if host not in policy.allowed_hosts and f"{host}:{port}" not in policy.allowed_hosts:
+        raise MediaRejected(f"media host {host!r} is not allow-listed")
+    explicitly_listed_ip = _is_ip(host)
+    try:
+        addresses = resolve(host, port)
+    except OSError:
+        raise MediaUnavailable(f"media host {host!r} does not resolve") from None
+    if not addresses:
+        raise MediaUnavailable(f"media host {host!r} has no address")
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global and not (explicitly_listed_ip and ip == ipaddress.ip_address(host)):
+            raise MediaRejected(f"media host {host!r} resolves to a non-public address")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return VettedTarget(parts.scheme, host, port, addresses[0], path)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _CappedPngStream:
+    """A file-like view of the response that enforces the size cap, the deadline and the PNG check."""
+
+    def __init__(self, response: Any, max_bytes: int, deadline: float) -> None:
+        self._response = response
+        self._max = max_bytes
+        self._deadline = deadline
+        self.bytes_read = 0
+        self._checked = False
+
+    def read(self, amount: int = -1) -> bytes:
+        if time.monotonic() > self._deadline:
+            raise MediaUnavailable("media download exceeded its time budget")
+        chunk = self._response.read(amount if amount and amount > 0 else PART_SIZE)
+        if not chunk and not self._checked:
+            raise MediaRejected("media is empty")
+        self.bytes_read += len(chunk)
+        if self.bytes_read > self._max:
+            raise MediaRejected(f"media is larger than the cap of {self._max} bytes")
+        if not self._checked and chunk:
+            if not chunk.startswith(PNG_SIGNATURE[: len(chunk)]) or len(chunk) < len(PNG_SIGNATURE):
+                raise MediaRejected("media is not a PNG image")
+            self._checked = True
+        return chunk
+
+
+def _open(target: VettedTarget, policy: MediaPolicy, timeout: urllib3.Timeout) -> Any:
+    common: dict[str, Any] = {"timeout": timeout, "retries": False, "maxsize": 1}
+    if target.scheme == "https":
+        pool: Any = urllib3.HTTPSConnectionPool(
+            target.address, target.port, server_hostname=target.host, assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED", **common,
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(target.address, target.port, **common)
+    host_header = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
+    return pool.urlopen(
+        "GET", target.path, headers={"Host": host_header, "Accept": "image/png"},
+        redirect=False, preload_content=False, assert_same_host=False,
+    )
+
+
+def fetch_media_to_s3(url: str, policy: MediaPolicy, s3: Any, bucket: str, key: str,
+                      metadata: dict[str, str], resolve: Resolver = system_resolver) -> int:
+    """Stream the PNG at ``url`` into ``s3://bucket/key``; return its size in bytes."""
+    from boto3.s3.transfer import TransferConfig  # boto3 is already loaded by the caller's client
+
+    deadline = time.monotonic() + policy.timeout_seconds * 3
+    timeout = urllib3.Timeout(connect=min(3.0, policy.timeout_seconds), read=policy.timeout_seconds)
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        target = vet_url(current, policy, resolve)
+        try:
+            response = _open(target, policy, timeout)
+        except HTTPError as exc:
+            raise MediaUnavailable(f"media download failed: {type(exc).__name__}") from None
+        if response.status in (301, 302, 303, 307, 308):
+            location = response.headers.get("Location")
+            response.release_conn()
+            if not location:
+                raise MediaRejected("media redirect without a Location")
+            current = urljoin(current, location)
+            continue
+        try:
+            if response.status >= 500 or response.status == 429:
+                raise MediaUnavailable(f"media host answered {response.status}")
+            if response.status != 200:
+                raise MediaRejected(f"media host answered {response.status}")
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > policy.max_bytes:
+                raise MediaRejected(f"media is {length} bytes, over the cap of {policy.max_bytes}")
+            stream = _CappedPngStream(response, policy.max_bytes, deadline)
+            config = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE,
+                                    use_threads=False, max_concurrency=1)
+            try:
+                s3.upload_fileobj(stream, bucket, key, Config=config,
+                                  ExtraArgs={"ContentType": "image/png", "Metadata": metadata})
+            except HTTPError as exc:
+                raise MediaUnavailable(f"media download broke off: {type(exc).__name__}") from None
+            except Exception as exc:  # s3transfer wraps what our stream raised
+                cause = exc if isinstance(exc, MediaRejected | MediaUnavailable) else exc.__context__
+                if isinstance(cause, MediaRejected | MediaUnavailable):
+                    raise cause from None
+                raise
+            return stream.bytes_read
+        finally:
+            response.release_conn()
+    raise MediaRejected(f"media URL redirected more than {MAX_REDIRECTS} times")
