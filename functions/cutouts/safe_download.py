@@ -84,7 +84,9 @@ def vet_url(url: str, policy: MediaPolicy, resolve: Resolver = system_resolver) 
         raise MediaUnavailable(f"media host {host!r} has no address")
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global and not (explicitly_listed_ip and ip == ipaddress.ip_address(host)):
+        configured = explicitly_listed_ip and ip == ipaddress.ip_address(host)
+        local_loopback = policy.allow_http and ip.is_loopback  # local stack only: its gateway runs here
+        if not ip.is_global and not configured and not local_loopback:
             raise MediaRejected(f"media host {host!r} resolves to a non-public address")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return VettedTarget(parts.scheme, host, port, addresses[0], path)

@@ -1,0 +1,47 @@
+# Cutouts: every target creates or reuses .venv from the requirements files.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_OUTDIR ?= cdk.out
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: dev demo test lint synth deploy destroy bench chaos clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -r requirements-dev.txt
+	touch $(STAMP)
+
+dev: $(STAMP)
+
+demo: $(STAMP)  ## run the whole pipeline locally on the sample images; cutouts land in out/
+	rm -rf out
+	$(PY) -m local run --input samples/images --output out
+
+test: $(STAMP) lint  ## the whole suite: unit, infra (synth, cdk-nag, cfn-lint), local end to end
+	$(PY) -m pytest -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check functions infra local tests app.py
+	$(VENV)/bin/mypy functions/cutouts
+
+synth: $(STAMP)
+	$(PY) app.py
+
+deploy: $(STAMP)
+	npx -y aws-cdk@2 deploy
+
+destroy: $(STAMP)
+	npx -y aws-cdk@2 destroy
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+chaos: $(STAMP)
+	CUTOUTS_CHAOS_INPUTS=400 $(PY) -m pytest -m chaos -p no:randomly tests/local/test_chaos.py -q
+
+clean:
+	rm -rf $(VENV) cdk.out out

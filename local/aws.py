@@ -1,0 +1,152 @@
+"""moto's server as the stand-in for S3, SQS, DynamoDB and Secrets Manager, with our resources.
+
+The resources mirror the stack: a versioned bucket whose ObjectCreated notification is filtered
+on the input prefix into a queue, that queue's dead-letter queue, the job table built from the
+same schema the stack uses, and the two secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+
+from cutouts import constants as c
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def table_schema() -> dict[str, Any]:
+    """The job table's key schema: the stack's, from constants (an infra test pins them equal)."""
+    schema = getattr(c, "TABLE_SCHEMA", None)
+    if schema:
+        return dict(schema)
+    return {
+        "AttributeDefinitions": [
+            {"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": c.STATUS_INDEX_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": c.STATUS_INDEX_SORT_KEY, "AttributeType": "N"},
+            {"AttributeName": "content_hash", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": c.STATUS_INDEX_NAME,
+                "KeySchema": [
+                    {"AttributeName": c.STATUS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": c.STATUS_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "by_content",
+                "KeySchema": [{"AttributeName": "content_hash", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def use_fake_credentials(endpoint_url: str) -> None:
+    """Point every boto3 client of this process at moto, with throwaway credentials."""
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - moto's dummy credentials
+        AWS_SESSION_TOKEN="testing",  # noqa: S105
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+    )
+
+
+@dataclass
+class LocalResources:
+    endpoint_url: str
+    bucket: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    table_name: str
+    gateway_key_secret: str
+    signing_secret: str
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
+
+
+class LocalAws:
+    def __init__(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.endpoint_url = ""
+
+    def start(self) -> str:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def create_resources(
+    endpoint_url: str,
+    *,
+    api_key: str,
+    input_prefix: str,
+    visibility_timeout: int,
+    max_receives: int,
+    name: str = "cutouts-local",
+) -> LocalResources:
+    def client(service: str) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
+
+    s3, sqs, ddb, sm = client("s3"), client("sqs"), client("dynamodb"), client("secretsmanager")
+    bucket = f"{name}-bucket"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=f"{name}-queue",
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": input_prefix}]}},
+                }
+            ]
+        },
+    )
+
+    table_name = f"{name}-jobs"
+    ddb.create_table(TableName=table_name, **table_schema())
+    ddb.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TABLE_TTL_ATTRIBUTE}
+    )
+
+    key_arn = sm.create_secret(Name=f"{name}/gateway-key", SecretString=api_key)["ARN"]
+    signing_arn = sm.create_secret(
+        Name=f"{name}/callback-signing", SecretString=json.dumps({"current": secrets.token_urlsafe(48)})
+    )["ARN"]
+    return LocalResources(endpoint_url, bucket, queue_url, queue_arn, dlq_url, table_name, key_arn, signing_arn)

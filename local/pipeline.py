@@ -1,0 +1,241 @@
+"""The whole pipeline on one machine: moto, the gateway (emulated or real), the three handlers.
+
+One LocalPipeline per process at a time: the handlers read their settings from the process
+environment, as they do in Lambda.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cutouts import constants as c
+from cutouts import keys
+from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
+from local.gateway_emulator import FaultConfig, GatewayEmulator
+from local.lambda_runtime import HttpApi, Schedule, SqsEventSource
+
+DEFAULT_API_KEY = "local-test-key"  # the emulator's key; not a secret
+
+
+@dataclass
+class LocalOptions:
+    """Local defaults are seconds where the deployed stack has minutes, so a run recovers in-run."""
+
+    gateway_url: str | None = None
+    api_key: str | None = None
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    input_prefix: str = c.DEFAULT_INPUT_PREFIX
+    output_prefix: str = c.DEFAULT_OUTPUT_PREFIX
+    failure_prefix: str = c.DEFAULT_FAILURE_PREFIX
+    reconcile_every: float = 1.0
+    stale_after_seconds: int = 3
+    in_doubt_grace_seconds: int = 4
+    max_age_seconds: int = 90
+    max_attempts: int = 3
+    max_receives: int = 5
+    visibility_timeout: int = 8
+    retry_base_seconds: int = 1
+    pollers: int = 2
+    emulator_workers: int = 4
+    http_timeout_seconds: float = 5.0
+    max_image_bytes: int = c.DEFAULT_MAX_IMAGE_BYTES
+    log_level: str = "ERROR"
+
+
+@dataclass(frozen=True)
+class Accounting:
+    cutouts: list[str]
+    failed: list[str]
+    unaccounted: list[str]
+
+    @property
+    def total(self) -> int:
+        return len(self.cutouts) + len(self.failed) + len(self.unaccounted)
+
+    def summary(self) -> str:
+        return (f"{self.total} inputs: {len(self.cutouts)} cutouts, {len(self.failed)} failed, "
+                f"{len(self.unaccounted)} unaccounted")
+
+
+class LocalPipeline:
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions()
+        self.aws = LocalAws()
+        self.emulator: GatewayEmulator | None = None
+        self.resources: LocalResources | None = None
+        self._parts: list[Any] = []
+        self.handlers: dict[str, Any] = {}
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> LocalPipeline:
+        opts = self.options
+        endpoint = self.aws.start()
+        use_fake_credentials(endpoint)
+        if opts.gateway_url:
+            gateway_base, model_path = _split_gateway_url(opts.gateway_url)
+            api_key = opts.api_key or DEFAULT_API_KEY
+        else:
+            api_key = opts.api_key or DEFAULT_API_KEY
+            self.emulator = GatewayEmulator(api_key=api_key, faults=opts.faults, workers=opts.emulator_workers)
+            self.emulator.start()
+            gateway_base, model_path = self.emulator.base_url, self.emulator.model_path
+        self.resources = create_resources(endpoint, api_key=api_key, input_prefix=opts.input_prefix,
+                                          visibility_timeout=opts.visibility_timeout,
+                                          max_receives=opts.max_receives)
+        api = HttpApi(self._invoke_webhook)
+        api.start()
+        self._parts.append(api)
+        self.callback_base_url = api.base_url
+        self._configure_functions(gateway_base, model_path)
+
+        sqs = self.resources.client("sqs")
+        poller = SqsEventSource(sqs, self.resources.queue_url, self.resources.queue_arn,
+                                self.handlers["submit"].handler, concurrency=opts.pollers)
+        schedule = Schedule(self.handlers["reconcile"].handler, opts.reconcile_every)
+        poller.start()
+        schedule.start()
+        self._parts += [poller, schedule]
+        self.poller, self.schedule, self.api = poller, schedule, api
+        return self
+
+    def stop(self) -> None:
+        for part in reversed(self._parts):
+            part.stop()
+        self._parts.clear()
+        if self.emulator is not None:
+            self.emulator.stop()
+        self.aws.stop()
+
+    def __enter__(self) -> LocalPipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _invoke_webhook(self, event: dict[str, Any], context: Any) -> Any:
+        return self.handlers["webhook"].handler(event, context)
+
+    def _configure_functions(self, gateway_base: str, model_path: str) -> None:
+        opts, res = self.options, self.resources
+        assert res is not None
+        media = urlsplit(gateway_base)
+        os.environ.update({
+            c.ENV_TABLE_NAME: res.table_name,
+            c.ENV_INPUT_PREFIX: opts.input_prefix,
+            c.ENV_OUTPUT_PREFIX: opts.output_prefix,
+            c.ENV_FAILURE_PREFIX: opts.failure_prefix,
+            c.ENV_GATEWAY_BASE_URL: gateway_base,
+            c.ENV_GATEWAY_MODEL_PATH: model_path,
+            c.ENV_GATEWAY_KEY_SECRET: res.gateway_key_secret,
+            c.ENV_SIGNING_SECRET: res.signing_secret,
+            c.ENV_CALLBACK_BASE_URL: self.callback_base_url,
+            c.ENV_ALLOWED_MEDIA_HOSTS: media.netloc.lower(),
+            c.ENV_ALLOW_HTTP_MEDIA: "true" if media.scheme == "http" else "false",
+            c.ENV_HTTP_TIMEOUT_SECONDS: str(opts.http_timeout_seconds),
+            c.ENV_MAX_ATTEMPTS: str(opts.max_attempts),
+            c.ENV_MAX_RECEIVES: str(opts.max_receives),
+            c.ENV_STALE_AFTER_SECONDS: str(opts.stale_after_seconds),
+            c.ENV_MAX_AGE_SECONDS: str(opts.max_age_seconds),
+            c.ENV_IN_DOUBT_GRACE_SECONDS: str(opts.in_doubt_grace_seconds),
+            c.ENV_RETRY_BASE_SECONDS: str(opts.retry_base_seconds),
+            c.ENV_MAX_IMAGE_BYTES: str(opts.max_image_bytes),
+            c.ENV_DLQ_URL: res.dlq_url,
+            c.ENV_SECRET_MAX_AGE_SECONDS: "5",
+            "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": opts.log_level,
+        })
+        from cutouts import runtime
+
+        runtime.reset()
+        for name, path in (("submit", c.SUBMIT_HANDLER), ("webhook", c.WEBHOOK_HANDLER),
+                           ("reconcile", c.RECONCILE_HANDLER)):
+            module = importlib.import_module(path.rsplit(".", 1)[0])
+            self.handlers[name] = module
+        from cutouts.observability import logger
+
+        logger.setLevel(opts.log_level)
+
+    # --- use -----------------------------------------------------------------------------
+
+    def s3(self) -> Any:
+        assert self.resources is not None
+        return self.resources.client("s3")
+
+    def upload(self, relative_key: str, data: bytes) -> str:
+        """Put one object under the input prefix, as a user would; return the S3 key."""
+        assert self.resources is not None
+        key = self.options.input_prefix + relative_key
+        self.s3().put_object(Bucket=self.resources.bucket, Key=key, Body=data)
+        return key
+
+    def upload_tree(self, directory: Path) -> list[str]:
+        files = sorted(p for p in directory.rglob("*") if p.is_file())
+        return [self.upload(p.relative_to(directory).as_posix(), p.read_bytes()) for p in files]
+
+    def account(self, input_keys: Iterable[str]) -> Accounting:
+        """Which inputs have a cutout, which a failure report, which neither (yet)."""
+        assert self.resources is not None
+        opts = self.options
+        outputs = self._list(opts.output_prefix)
+        reports = self._list(opts.failure_prefix)
+        done, failed, missing = [], [], []
+        for key in input_keys:
+            if keys.output_key_for(key, opts.input_prefix, opts.output_prefix) in outputs:
+                done.append(key)
+            elif keys.failure_key_for(key, opts.input_prefix, opts.failure_prefix) in reports:
+                failed.append(key)
+            else:
+                missing.append(key)
+        return Accounting(done, failed, missing)
+
+    def wait(self, input_keys: list[str], timeout: float,
+             progress: Callable[[Accounting], None] | None = None) -> Accounting:
+        deadline = time.monotonic() + timeout
+        while True:
+            accounting = self.account(input_keys)
+            if progress:
+                progress(accounting)
+            if not accounting.unaccounted or time.monotonic() >= deadline:
+                return accounting
+            time.sleep(0.3)
+
+    def mirror(self, output_dir: Path) -> int:
+        """Copy the bucket's output and failure prefixes into ``output_dir``."""
+        assert self.resources is not None
+        s3, count = self.s3(), 0
+        for prefix in (self.options.output_prefix, self.options.failure_prefix):
+            for key in sorted(self._list(prefix)):
+                target = output_dir / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=self.resources.bucket, Key=key)["Body"].read())
+                count += 1
+        return count
+
+    def _list(self, prefix: str) -> set[str]:
+        assert self.resources is not None
+        found: set[str] = set()
+        paginator = self.s3().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.resources.bucket, Prefix=prefix):
+            found.update(obj["Key"] for obj in page.get("Contents", []))
+        return found
+
+
+def _split_gateway_url(url: str) -> tuple[str, str]:
+    """``http://host:port`` uses the reference's model path; a URL with a path names its own."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"--gateway-url {url!r} must look like https://host[:port][/model/path]")
+    base = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    return base, path or c.DEFAULT_GATEWAY_MODEL_PATH
