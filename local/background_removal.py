@@ -12,7 +12,7 @@ samples, product shots on a studio backdrop), not photographs of busy scenes:
    an enclosed area of background colour inside the subject stays opaque;
 4. feather the edge slightly.
 
-Pillow only, and fast enough (about 20 ms for 512 x 512) that the emulator can run it inline.
+Pillow only, and fast enough (about 50 ms for 512 x 512, PNG encoding included) to run inline.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def remove_background(data: bytes) -> bytes:
 
 
 def _decode(data: bytes) -> Image.Image:
+    image: Image.Image
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(data).__name__}")
     try:
@@ -109,9 +110,7 @@ def _distance_to_background(flat: Image.Image) -> Image.Image:
     vertical_ramp = Image.linear_gradient("L").resize(size, Image.Resampling.BILINEAR)
     # Rotating the 0-at-top gradient a quarter turn counter-clockwise puts 0 on the left.
     horizontal_ramp = (
-        Image.linear_gradient("L")
-        .transpose(Image.Transpose.ROTATE_90)
-        .resize(size, Image.Resampling.BILINEAR)
+        Image.linear_gradient("L").transpose(Image.Transpose.ROTATE_90).resize(size, Image.Resampling.BILINEAR)
     )
     across_rows = Image.composite(bottom, top, vertical_ramp)
     across_columns = Image.composite(right, left, horizontal_ramp)

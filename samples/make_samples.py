@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -47,7 +48,7 @@ class Sample:
     description: str
     subject_more: list[Point] = field(default_factory=list)
     background_more: list[Point] = field(default_factory=list)
-    save_options: dict[str, object] = field(default_factory=dict)
+    save_options: dict[str, Any] = field(default_factory=dict)
 
 
 def vertical_gradient(top: tuple[int, int, int], bottom: tuple[int, int, int]):
@@ -259,9 +260,7 @@ def main(argv: list[str]) -> int:
         "points": "[x, y] pixel coordinates; subject must be opaque, background transparent",
         "images": images,
     }
-    (out / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 
 
