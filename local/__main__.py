@@ -24,17 +24,28 @@ def _run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     with LocalPipeline(options) as pipeline:
         gateway = args.gateway_url or f"built-in emulator at {pipeline.emulator.base_url if pipeline.emulator else ''}"
-        console.print(f"Local stack up: AWS stand-in {pipeline.aws.endpoint_url}, gateway {gateway}, "
-                      f"callbacks {pipeline.callback_base_url}")
+        console.print(
+            f"Local stack up: AWS stand-in {pipeline.aws.endpoint_url}, gateway {gateway}, "
+            f"callbacks {pipeline.callback_base_url}"
+        )
         keys = pipeline.upload_tree(source)
         console.print(f"Uploaded {len(keys)} files to s3://{pipeline.resources.bucket}/{options.input_prefix}")
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task("processing", total=len(keys), detail="")
 
             def show(acc):  # type: ignore[no-untyped-def]
-                bar.update(task, completed=len(acc.cutouts) + len(acc.failed),
-                           detail=f"{len(acc.cutouts)} cutouts, {len(acc.failed)} failed")
+                bar.update(
+                    task,
+                    completed=len(acc.cutouts) + len(acc.failed),
+                    detail=f"{len(acc.cutouts)} cutouts, {len(acc.failed)} failed",
+                )
 
             accounting = pipeline.wait(keys, args.timeout, show)
         written = pipeline.mirror(output)

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from cutouts import constants as c
 from moto.server import ThreadedMotoServer
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
-
-from cutouts import constants as c
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

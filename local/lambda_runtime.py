@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -48,13 +49,23 @@ class LocalContext:
 class SqsEventSource:
     """Lambda's SQS event source mapping: long-poll, batch, invoke, delete what succeeded."""
 
-    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, handler: Handler, *, batch_size: int = 10,
-                 concurrency: int = 2, function_name: str = "submit") -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        *,
+        batch_size: int = 10,
+        concurrency: int = 2,
+        function_name: str = "submit",
+    ) -> None:
         self._sqs, self._queue_url, self._queue_arn = sqs, queue_url, queue_arn
         self._handler, self._batch_size, self._function_name = handler, batch_size, function_name
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, daemon=True, name=f"sqs-poller-{i}")
-                         for i in range(concurrency)]
+        self._threads = [
+            threading.Thread(target=self._loop, daemon=True, name=f"sqs-poller-{i}") for i in range(concurrency)
+        ]
         self.invocations = 0
         self.errors = 0
 
@@ -71,8 +82,11 @@ class SqsEventSource:
         while not self._stop.is_set():
             try:
                 reply = self._sqs.receive_message(
-                    QueueUrl=self._queue_url, MaxNumberOfMessages=self._batch_size, WaitTimeSeconds=1,
-                    AttributeNames=["All"], MessageAttributeNames=["All"],
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=self._batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
                 )
             except Exception:  # the local AWS is shutting down
                 if self._stop.wait(0.2):
@@ -94,9 +108,11 @@ class SqsEventSource:
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
-            chunk = done[start:start + 10]
-            self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+            chunk = done[start : start + 10]
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         attributes = message.get("Attributes", {})
@@ -108,8 +124,9 @@ class SqsEventSource:
                 "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
                 "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
                 "SenderId": attributes.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
-                "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp",
-                                                                   str(int(time.time() * 1000))),
+                "ApproximateFirstReceiveTimestamp": attributes.get(
+                    "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+                ),
             },
             "messageAttributes": message.get("MessageAttributes", {}),
             "md5OfBody": message.get("MD5OfBody", hashlib.md5(message["Body"].encode()).hexdigest()),  # noqa: S324
@@ -134,8 +151,9 @@ class HttpApi:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = api.dispatch("POST", self.path, dict(self.headers), body,
-                                                        self.client_address[0])
+                status, headers, payload = api.dispatch(
+                    "POST", self.path, dict(self.headers), body, self.client_address[0]
+                )
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -166,8 +184,9 @@ class HttpApi:
         self._server.shutdown()
         self._server.server_close()
 
-    def dispatch(self, method: str, raw: str, headers: dict[str, str], body: bytes,
-                 source_ip: str) -> tuple[int, dict[str, str], bytes]:
+    def dispatch(
+        self, method: str, raw: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
         self.requests += 1
         url = urlsplit(raw)
         parts = url.path.strip("/").split("/")
@@ -183,8 +202,9 @@ class HttpApi:
         return int(result.get("statusCode", 200)), dict(result.get("headers") or {}), data
 
 
-def http_api_event(path: str, query: str, headers: dict[str, str], body: bytes, source_ip: str,
-                   path_parameters: dict[str, str]) -> dict[str, Any]:
+def http_api_event(
+    path: str, query: str, headers: dict[str, str], body: bytes, source_ip: str, path_parameters: dict[str, str]
+) -> dict[str, Any]:
     """An API Gateway HTTP API payload format 2.0 event, as the AWS documentation shows it."""
     now = datetime.now(UTC)
     try:
@@ -203,8 +223,13 @@ def http_api_event(path: str, query: str, headers: dict[str, str], body: bytes, 
             "apiId": "local",
             "domainName": lowered.get("host", "127.0.0.1"),
             "domainPrefix": "local",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": lowered.get("user-agent", "")},
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
             "requestId": uuid.uuid4().hex,
             "routeKey": "POST /callback/{job_id}",
             "stage": "$default",
@@ -242,7 +267,7 @@ class Schedule:
             try:
                 self._handler(scheduled_event(), LocalContext(self._name, timeout_seconds=120))
             except Exception:  # a failed run is retried by the next tick, as with EventBridge
-                continue
+                logging.getLogger(__name__).exception("scheduled invocation failed")
 
 
 def scheduled_event() -> dict[str, Any]:

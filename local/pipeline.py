@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from cutouts import constants as c
 from cutouts import keys
+
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
 from local.gateway_emulator import FaultConfig, GatewayEmulator
 from local.lambda_runtime import HttpApi, Schedule, SqsEventSource
@@ -60,8 +61,10 @@ class Accounting:
         return len(self.cutouts) + len(self.failed) + len(self.unaccounted)
 
     def summary(self) -> str:
-        return (f"{self.total} inputs: {len(self.cutouts)} cutouts, {len(self.failed)} failed, "
-                f"{len(self.unaccounted)} unaccounted")
+        return (
+            f"{self.total} inputs: {len(self.cutouts)} cutouts, {len(self.failed)} failed, "
+            f"{len(self.unaccounted)} unaccounted"
+        )
 
 
 class LocalPipeline:
@@ -87,9 +90,13 @@ class LocalPipeline:
             self.emulator = GatewayEmulator(api_key=api_key, faults=opts.faults, workers=opts.emulator_workers)
             self.emulator.start()
             gateway_base, model_path = self.emulator.base_url, self.emulator.model_path
-        self.resources = create_resources(endpoint, api_key=api_key, input_prefix=opts.input_prefix,
-                                          visibility_timeout=opts.visibility_timeout,
-                                          max_receives=opts.max_receives)
+        self.resources = create_resources(
+            endpoint,
+            api_key=api_key,
+            input_prefix=opts.input_prefix,
+            visibility_timeout=opts.visibility_timeout,
+            max_receives=opts.max_receives,
+        )
         api = HttpApi(self._invoke_webhook)
         api.start()
         self._parts.append(api)
@@ -97,8 +104,13 @@ class LocalPipeline:
         self._configure_functions(gateway_base, model_path)
 
         sqs = self.resources.client("sqs")
-        poller = SqsEventSource(sqs, self.resources.queue_url, self.resources.queue_arn,
-                                self.handlers["submit"].handler, concurrency=opts.pollers)
+        poller = SqsEventSource(
+            sqs,
+            self.resources.queue_url,
+            self.resources.queue_arn,
+            self.handlers["submit"].handler,
+            concurrency=opts.pollers,
+        )
         schedule = Schedule(self.handlers["reconcile"].handler, opts.reconcile_every)
         poller.start()
         schedule.start()
@@ -127,39 +139,44 @@ class LocalPipeline:
         opts, res = self.options, self.resources
         assert res is not None
         media = urlsplit(gateway_base)
-        os.environ.update({
-            c.ENV_TABLE_NAME: res.table_name,
-            c.ENV_INPUT_PREFIX: opts.input_prefix,
-            c.ENV_OUTPUT_PREFIX: opts.output_prefix,
-            c.ENV_FAILURE_PREFIX: opts.failure_prefix,
-            c.ENV_GATEWAY_BASE_URL: gateway_base,
-            c.ENV_GATEWAY_MODEL_PATH: model_path,
-            c.ENV_GATEWAY_KEY_SECRET: res.gateway_key_secret,
-            c.ENV_SIGNING_SECRET: res.signing_secret,
-            c.ENV_CALLBACK_BASE_URL: self.callback_base_url,
-            c.ENV_ALLOWED_MEDIA_HOSTS: media.netloc.lower(),
-            c.ENV_ALLOW_HTTP_MEDIA: "true" if media.scheme == "http" else "false",
-            c.ENV_HTTP_TIMEOUT_SECONDS: str(opts.http_timeout_seconds),
-            c.ENV_MAX_ATTEMPTS: str(opts.max_attempts),
-            c.ENV_MAX_RECEIVES: str(opts.max_receives),
-            c.ENV_STALE_AFTER_SECONDS: str(opts.stale_after_seconds),
-            c.ENV_MAX_AGE_SECONDS: str(opts.max_age_seconds),
-            c.ENV_IN_DOUBT_GRACE_SECONDS: str(opts.in_doubt_grace_seconds),
-            c.ENV_RETRY_BASE_SECONDS: str(opts.retry_base_seconds),
-            c.ENV_MAX_IMAGE_BYTES: str(opts.max_image_bytes),
-            c.ENV_DLQ_URL: res.dlq_url,
-            c.ENV_SECRET_MAX_AGE_SECONDS: "5",
-            "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": opts.log_level,
-        })
+        os.environ.update(
+            {
+                c.ENV_TABLE_NAME: res.table_name,
+                c.ENV_INPUT_PREFIX: opts.input_prefix,
+                c.ENV_OUTPUT_PREFIX: opts.output_prefix,
+                c.ENV_FAILURE_PREFIX: opts.failure_prefix,
+                c.ENV_GATEWAY_BASE_URL: gateway_base,
+                c.ENV_GATEWAY_MODEL_PATH: model_path,
+                c.ENV_GATEWAY_KEY_SECRET: res.gateway_key_secret,
+                c.ENV_SIGNING_SECRET: res.signing_secret,
+                c.ENV_CALLBACK_BASE_URL: self.callback_base_url,
+                c.ENV_ALLOWED_MEDIA_HOSTS: media.netloc.lower(),
+                c.ENV_ALLOW_HTTP_MEDIA: "true" if media.scheme == "http" else "false",
+                c.ENV_HTTP_TIMEOUT_SECONDS: str(opts.http_timeout_seconds),
+                c.ENV_MAX_ATTEMPTS: str(opts.max_attempts),
+                c.ENV_MAX_RECEIVES: str(opts.max_receives),
+                c.ENV_STALE_AFTER_SECONDS: str(opts.stale_after_seconds),
+                c.ENV_MAX_AGE_SECONDS: str(opts.max_age_seconds),
+                c.ENV_IN_DOUBT_GRACE_SECONDS: str(opts.in_doubt_grace_seconds),
+                c.ENV_RETRY_BASE_SECONDS: str(opts.retry_base_seconds),
+                c.ENV_MAX_IMAGE_BYTES: str(opts.max_image_bytes),
+                c.ENV_DLQ_URL: res.dlq_url,
+                c.ENV_SECRET_MAX_AGE_SECONDS: "5",
+                "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": opts.log_level,
+            }
+        )
         from cutouts import runtime
 
         runtime.reset()
-        for name, path in (("submit", c.SUBMIT_HANDLER), ("webhook", c.WEBHOOK_HANDLER),
-                           ("reconcile", c.RECONCILE_HANDLER)):
+        for name, path in (
+            ("submit", c.SUBMIT_HANDLER),
+            ("webhook", c.WEBHOOK_HANDLER),
+            ("reconcile", c.RECONCILE_HANDLER),
+        ):
             module = importlib.import_module(path.rsplit(".", 1)[0])
             self.handlers[name] = module
         from cutouts.observability import logger
@@ -199,8 +216,9 @@ class LocalPipeline:
                 missing.append(key)
         return Accounting(done, failed, missing)
 
-    def wait(self, input_keys: list[str], timeout: float,
-             progress: Callable[[Accounting], None] | None = None) -> Accounting:
+    def wait(
+        self, input_keys: list[str], timeout: float, progress: Callable[[Accounting], None] | None = None
+    ) -> Accounting:
         deadline = time.monotonic() + timeout
         while True:
             accounting = self.account(input_keys)

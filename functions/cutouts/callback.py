@@ -27,8 +27,9 @@ def _reject(services: Services, code: int, message: str) -> CallbackReply:
     return CallbackReply(code, message)
 
 
-def handle_callback(job_id: str | None, attempt: str | None, token: str | None, body: bytes | None,
-                    services: Services, now: float) -> CallbackReply:
+def handle_callback(
+    job_id: str | None, attempt: str | None, token: str | None, body: bytes | None, services: Services, now: float
+) -> CallbackReply:
     """Every refusal happens before any write; an accepted callback changes state only through settle_job."""
     if not job_id or not attempt or not token:
         return _reject(services, 401, "missing job id, attempt or token")

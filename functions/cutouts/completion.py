@@ -25,16 +25,29 @@ def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> s
     if status.status == COMPLETED:
         return _complete(job, status, services, now)
     if status.status == FAILED:
-        fail_job(job, services, now, reason="model-failed", message=status.error or "the model reported FAILED",
-                 gateway_status=FAILED, gateway_error=status.error)
+        fail_job(
+            job,
+            services,
+            now,
+            reason="model-failed",
+            message=status.error or "the model reported FAILED",
+            gateway_status=FAILED,
+            gateway_error=status.error,
+        )
         return "failed"
     if status.status == ERROR:
         if job.attempt < services.settings.max_attempts:
             services.store.mark_resubmit(job.job_id, status.request_id, now, status.error)
             return "resubmit"
-        fail_job(job, services, now, reason="gateway-error-exhausted",
-                 message=f"the gateway reported ERROR on {job.attempt} attempts: {status.error}",
-                 gateway_status=ERROR, gateway_error=status.error)
+        fail_job(
+            job,
+            services,
+            now,
+            reason="gateway-error-exhausted",
+            message=f"the gateway reported ERROR on {job.attempt} attempts: {status.error}",
+            gateway_status=ERROR,
+            gateway_error=status.error,
+        )
         return "failed"
     return PENDING
 
@@ -47,15 +60,26 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return "superseded"
     if not status.media_urls:
-        fail_job(job, services, now, reason="bad-output", message="the gateway reported COMPLETED without a media_url",
-                 gateway_status=COMPLETED)
+        fail_job(
+            job,
+            services,
+            now,
+            reason="bad-output",
+            message="the gateway reported COMPLETED without a media_url",
+            gateway_status=COMPLETED,
+        )
         return "failed"
     output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
-    metadata = {"source-key": quote(job.key, safe="/"), "source-version": quote(job.version, safe=""),
-                "request-id": status.request_id, "job-id": job.job_id}
+    metadata = {
+        "source-key": quote(job.key, safe="/"),
+        "source-version": quote(job.version, safe=""),
+        "request-id": status.request_id,
+        "job-id": job.job_id,
+    }
     try:
-        fetch_media_to_s3(status.media_urls[0], services.media_policy, services.s3, job.bucket, output_key,
-                          metadata, services.resolve)
+        fetch_media_to_s3(
+            status.media_urls[0], services.media_policy, services.s3, job.bucket, output_key, metadata, services.resolve
+        )
     except MediaRejected as exc:
         fail_job(job, services, now, reason="bad-output", message=str(exc), gateway_status=COMPLETED)
         return "failed"
@@ -63,8 +87,9 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
         return RETRY_LATER
     if not services.store.mark_completed(job, now, output_key):
         return "already-finished"
-    remove_failure_report(services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix,
-                                                                   settings.failure_prefix))
+    remove_failure_report(
+        services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
+    )
     services.metrics.count(c.METRIC_COMPLETED)
     if job.created_at:
         services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))

@@ -26,15 +26,24 @@ KNOWN_STATUSES = frozenset({QUEUED, PROCESSING, COMPLETED, FAILED, ERROR})
 
 # What the user must do about each permanent answer; the failure report quotes it.
 PERMANENT: dict[int, tuple[str, str]] = {
-    400: ("gateway-bad-request", "The gateway rejected the request as malformed, or the model is disabled: "
-          "check the gatewayModelPath context value."),
-    401: ("gateway-unauthorized", "The gateway key is missing or wrong: put a valid key into the gateway key "
-          "secret, then retry the failed jobs."),
-    402: ("gateway-insufficient-balance", "The gateway wallet has too little balance: top it up, then retry "
-          "the failed jobs."),
+    400: (
+        "gateway-bad-request",
+        "The gateway rejected the request as malformed, or the model is disabled: "
+        "check the gatewayModelPath context value.",
+    ),
+    401: (
+        "gateway-unauthorized",
+        "The gateway key is missing or wrong: put a valid key into the gateway key secret, then retry the failed jobs.",
+    ),
+    402: (
+        "gateway-insufficient-balance",
+        "The gateway wallet has too little balance: top it up, then retry the failed jobs.",
+    ),
     403: ("gateway-forbidden", "The gateway key may not use this model: check the subscription."),
-    404: ("gateway-not-found", "The gateway does not know this model or path: check gatewayBaseUrl and "
-          "gatewayModelPath."),
+    404: (
+        "gateway-not-found",
+        "The gateway does not know this model or path: check gatewayBaseUrl and gatewayModelPath.",
+    ),
 }
 
 
@@ -55,8 +64,13 @@ class GatewayTransientError(GatewayError):
 
     transient = True
 
-    def __init__(self, message: str, http_status: int | None = None, retry_after: float | None = None,
-                 gateway_error: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        gateway_error: str | None = None,
+    ) -> None:
         super().__init__(message, http_status, gateway_error)
         self.retry_after = retry_after
 
@@ -64,8 +78,9 @@ class GatewayTransientError(GatewayError):
 class GatewayPermanentError(GatewayError):
     """A 4xx the same request will always get: end the job and tell the user what to do."""
 
-    def __init__(self, message: str, http_status: int, reason: str, what_to_do: str,
-                 gateway_error: str | None = None) -> None:
+    def __init__(
+        self, message: str, http_status: int, reason: str, what_to_do: str, gateway_error: str | None = None
+    ) -> None:
         super().__init__(message, http_status, gateway_error)
         self.reason = reason
         self.what_to_do = what_to_do
@@ -146,8 +161,14 @@ def _error_text(body: bytes) -> str | None:
 class GatewayClient:
     """Submit images and read job status. The key is fetched per call from a cached provider."""
 
-    def __init__(self, base_url: str, model_path: str, api_key: Callable[[], str],
-                 http: urllib3.PoolManager, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model_path: str,
+        api_key: Callable[[], str],
+        http: urllib3.PoolManager,
+        timeout_seconds: float,
+    ) -> None:
         self._submit_url = base_url.rstrip("/") + model_path
         self._status_url = base_url.rstrip("/") + GATEWAY_STATUS_PATH
         self._api_key = api_key
@@ -166,8 +187,13 @@ class GatewayClient:
         body = json.dumps({"image_url": image_url}).encode()
         try:
             response = self._http.request(
-                "POST", self._submit_url, body=body, headers=headers,
-                timeout=self._timeout, retries=False, redirect=False,
+                "POST",
+                self._submit_url,
+                body=body,
+                headers=headers,
+                timeout=self._timeout,
+                retries=False,
+                redirect=False,
             )
         except (NewConnectionError, ConnectTimeoutError) as exc:
             raise GatewayTransientError(f"could not connect to the gateway: {type(exc).__name__}") from None
@@ -184,7 +210,8 @@ class GatewayClient:
             except (ValueError, KeyError, TypeError):
                 raise GatewayInDoubt(
                     f"the gateway accepted the submission ({response.status}) but its answer is not the "
-                    "documented JSON", http_status=response.status,
+                    "documented JSON",
+                    http_status=response.status,
                 ) from None
             return Submission(request_id=request_id, status=str(doc.get("status", QUEUED)))
         self._raise_for(response)
@@ -218,8 +245,10 @@ class GatewayClient:
             raise GatewayPermanentError(f"gateway answered {code}: {text}", code, reason, what_to_do, text)
         if code == 429:
             raise GatewayTransientError(
-                "gateway answered 429 Too Many Requests", 429,
-                retry_after=_retry_after(response.headers.get("Retry-After")), gateway_error=text,
+                "gateway answered 429 Too Many Requests",
+                429,
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+                gateway_error=text,
             )
         if code >= 500 or code == 408:
             raise GatewayTransientError(f"gateway answered {code}: {text}", code, gateway_error=text)

@@ -38,9 +38,7 @@ def sniff_image(head: bytes, tail: bytes, size: int, max_bytes: int, max_pixels:
     if size == 0:
         raise RejectedImage("empty-file", "the file is empty (0 bytes)")
     if size > max_bytes:
-        raise RejectedImage(
-            "too-large", f"the file is {size} bytes; the limit is {max_bytes} bytes (maxImageBytes)"
-        )
+        raise RejectedImage("too-large", f"the file is {size} bytes; the limit is {max_bytes} bytes (maxImageBytes)")
     if head.startswith(b"\xff\xd8\xff"):
         info = ImageInfo(JPEG, *_jpeg_size(head))
         if b"\xff\xd9" not in tail[-64:]:

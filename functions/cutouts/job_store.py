@@ -157,7 +157,12 @@ class JobStore:
         """Note ``job_id`` as the newest version of the key unless a newer event was already seen."""
         return self._conditional(
             _key_pk(bucket, key),
-            {"sequencer": sequencer, "job_id": job_id, "updated_at": now, TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds},
+            {
+                "sequencer": sequencer,
+                "job_id": job_id,
+                "updated_at": now,
+                TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
+            },
             condition="attribute_not_exists(#pk) OR #sequencer <= :c_seq",
             values={":c_seq": sequencer},
         )
@@ -208,7 +213,9 @@ class JobStore:
             _job_pk(job_id),
             {"status": SUBMITTED, "request_id": request_id, "submitted_at": now, "updated_at": now},
             remove=("lease_until",),
-            condition="(#status = :c_a OR #status = :c_b) AND #attempt = :c_attempt AND attribute_not_exists(#request_id)",
+            condition=(
+                "(#status = :c_a OR #status = :c_b) AND #attempt = :c_attempt AND attribute_not_exists(#request_id)"
+            ),
             values={":c_a": IN_DOUBT, ":c_b": SUBMITTING, ":c_attempt": attempt},
         )
 
@@ -239,11 +246,20 @@ class JobStore:
         condition = "#status = :c_from AND #request_id = :c_rid"
         values: dict[str, Any] = {":c_from": SUBMITTED, ":c_rid": job.request_id or ""}
         if from_cache:
-            condition, values = "#status = :c_from AND #attempt = :c_attempt", {":c_from": SUBMITTING, ":c_attempt": job.attempt}
+            condition, values = (
+                "#status = :c_from AND #attempt = :c_attempt",
+                {":c_from": SUBMITTING, ":c_attempt": job.attempt},
+            )
         return self._conditional(
             _job_pk(job.job_id),
-            {"status": COMPLETED, "updated_at": now, "finished_at": now, "output_key": output_key,
-             "from_cache": from_cache, TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds},
+            {
+                "status": COMPLETED,
+                "updated_at": now,
+                "finished_at": now,
+                "output_key": output_key,
+                "from_cache": from_cache,
+                TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
+            },
             remove=("lease_until", "error", "reason"),
             condition=condition,
             values=values,
@@ -255,8 +271,14 @@ class JobStore:
         values: dict[str, Any] = {":c_s": job.status, ":c_attempt": job.attempt}
         return self._conditional(
             _job_pk(job.job_id),
-            {"status": status, "updated_at": now, "finished_at": now, "reason": reason, "error": error[:1000],
-             TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds},
+            {
+                "status": status,
+                "updated_at": now,
+                "finished_at": now,
+                "reason": reason,
+                "error": error[:1000],
+                TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
+            },
             remove=("lease_until",),
             condition=condition,
             values=values,
@@ -274,8 +296,16 @@ class JobStore:
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _conditional(self, pk: str, set_values: Mapping[str, Any], *, condition: str,
-                     values: Mapping[str, Any], remove: Sequence[str] = (), created_at: float | None = None) -> bool:
+    def _conditional(
+        self,
+        pk: str,
+        set_values: Mapping[str, Any],
+        *,
+        condition: str,
+        values: Mapping[str, Any],
+        remove: Sequence[str] = (),
+        created_at: float | None = None,
+    ) -> bool:
         names = {token: token[1:] for token in re.findall(r"#\w+", condition)}
         sets, attr_values = [], {k: _serialize(v) for k, v in values.items()}
         for i, (name, value) in enumerate(set_values.items()):

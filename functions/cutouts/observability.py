@@ -23,7 +23,12 @@ class PowertoolsRecorder:
 
     def failure(self, reason: str) -> None:
         metrics.add_metric(name=METRIC_FAILED, unit=MetricUnit.Count, value=1)
-        with single_metric(name=METRIC_FAILED, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE,
-                           default_dimensions={"service": SERVICE_NAME}) as metric:
+        with single_metric(
+            name=METRIC_FAILED,
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": SERVICE_NAME},
+        ) as metric:
             metric.add_dimension(name="reason", value=reason)
         logger.warning("job failed", reason=reason)

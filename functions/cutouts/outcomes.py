@@ -9,9 +9,18 @@ from cutouts.reports import FailureReport, advice_for, remove_failure_report, wr
 from cutouts.services import Services
 
 
-def fail_job(job: Job, services: Services, now: float, *, reason: str, message: str,
-             what_to_do: str | None = None, gateway_status: str | None = None,
-             gateway_error: str | None = None, http_status: int | None = None) -> bool:
+def fail_job(
+    job: Job,
+    services: Services,
+    now: float,
+    *,
+    reason: str,
+    message: str,
+    what_to_do: str | None = None,
+    gateway_status: str | None = None,
+    gateway_error: str | None = None,
+    http_status: int | None = None,
+) -> bool:
     """Write the failure report, then end the job as FAILED. False if the job had already ended.
 
     The report goes first: a crash in between leaves a report and an open job that the
@@ -20,10 +29,18 @@ def fail_job(job: Job, services: Services, now: float, *, reason: str, message: 
     settings = services.settings
     report_key = failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
     report = FailureReport(
-        source_bucket=job.bucket, source_key=job.key, source_version=job.version, job_id=job.job_id,
-        reason=reason, message=message, what_to_do=what_to_do or advice_for(reason),
-        request_id=job.request_id, gateway_status=gateway_status, gateway_error=gateway_error,
-        http_status=http_status, attempts=job.attempt,
+        source_bucket=job.bucket,
+        source_key=job.key,
+        source_version=job.version,
+        job_id=job.job_id,
+        reason=reason,
+        message=message,
+        what_to_do=what_to_do or advice_for(reason),
+        request_id=job.request_id,
+        gateway_status=gateway_status,
+        gateway_error=gateway_error,
+        http_status=http_status,
+        attempts=job.attempt,
     )
     write_failure_report(services.s3, job.bucket, report_key, report)
     if services.store.mark_final(job, FAILED, now, reason, message):
@@ -46,5 +63,8 @@ def fail_new_job(job: Job, services: Services, now: float, *, reason: str, messa
     return fail_job(job, services, now, reason=reason, message=message)
 
 
-GATEWAY_ALARM_METRICS = {401: c.METRIC_GATEWAY_AUTH_ERRORS, 403: c.METRIC_GATEWAY_AUTH_ERRORS,
-                         402: c.METRIC_GATEWAY_BALANCE_ERRORS}
+GATEWAY_ALARM_METRICS = {
+    401: c.METRIC_GATEWAY_AUTH_ERRORS,
+    403: c.METRIC_GATEWAY_AUTH_ERRORS,
+    402: c.METRIC_GATEWAY_BALANCE_ERRORS,
+}

@@ -51,8 +51,13 @@ def reconcile(services: Services, now: float, limit: int = 100) -> dict[str, int
 def _expire(job: Job, services: Services, now: float) -> bool:
     if now - job.created_at <= services.settings.max_age_seconds:
         return False
-    ended = fail_job(job, services, now, reason="timed-out",
-                     message=f"no result after {int(now - job.created_at)} s (last state {job.status})")
+    ended = fail_job(
+        job,
+        services,
+        now,
+        reason="timed-out",
+        message=f"no result after {int(now - job.created_at)} s (last state {job.status})",
+    )
     if ended:
         services.metrics.count(c.METRIC_STUCK_JOBS_FAILED)
     return True
@@ -64,8 +69,14 @@ def _check_status(job: Job, services: Services, now: float) -> str:
     except GatewayPermanentError as exc:
         if exc.http_status != 404:
             return "status-unavailable"
-        fail_job(job, services, now, reason="model-failed", message="the gateway no longer knows this request",
-                 http_status=404)
+        fail_job(
+            job,
+            services,
+            now,
+            reason="model-failed",
+            message="the gateway no longer knows this request",
+            http_status=404,
+        )
         return "failed"
     except GatewayError:
         return "status-unavailable"
@@ -77,8 +88,13 @@ def _check_status(job: Job, services: Services, now: float) -> str:
 
 def _resubmit(job: Job, services: Services, now: float) -> str:
     if job.attempt >= services.settings.max_attempts:
-        fail_job(job, services, now, reason="gateway-error-exhausted",
-                 message=f"gave up after {job.attempt} attempts: {job.error or 'no result'}")
+        fail_job(
+            job,
+            services,
+            now,
+            reason="gateway-error-exhausted",
+            message=f"gave up after {job.attempt} attempts: {job.error or 'no result'}",
+        )
         return "failed"
     back_to = job.status
     if not services.store.claim_resubmission(job, now, CLAIM_LEASE_SECONDS):
@@ -87,8 +103,9 @@ def _resubmit(job: Job, services: Services, now: float) -> str:
     job.status = SUBMITTING
     job.request_id = None
     try:
-        return send_to_gateway(job, services, now, on_transient=RESUBMIT if back_to == RESUBMIT else IN_DOUBT,
-                               final_delivery=False).result
+        return send_to_gateway(
+            job, services, now, on_transient=RESUBMIT if back_to == RESUBMIT else IN_DOUBT, final_delivery=False
+        ).result
     except RetryLater:
         return "gateway-busy"
 
@@ -97,9 +114,12 @@ def sweep_dead_letters(services: Services, now: float, max_batches: int = 5) -> 
     """Give every dead-lettered upload a failure report; the messages stay for a redrive."""
     reported = 0
     for _ in range(max_batches):
-        reply = services.sqs.receive_message(QueueUrl=services.settings.dlq_url, MaxNumberOfMessages=10,
-                                             VisibilityTimeout=max(60, services.settings.stale_after_seconds),
-                                             WaitTimeSeconds=0)
+        reply = services.sqs.receive_message(
+            QueueUrl=services.settings.dlq_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=max(60, services.settings.stale_after_seconds),
+            WaitTimeSeconds=0,
+        )
         messages = reply.get("Messages", [])
         if not messages:
             break

@@ -62,12 +62,14 @@ def services() -> Any:
         settings=cfg,
         s3=clients["s3"],
         store=JobStore(clients["dynamodb"], cfg.table_name, cfg.job_ttl_days),
-        gateway=GatewayClient(cfg.gateway_base_url, cfg.gateway_model_path, gateway_key, clients["http"],
-                              cfg.http_timeout_seconds),
+        gateway=GatewayClient(
+            cfg.gateway_base_url, cfg.gateway_model_path, gateway_key, clients["http"], cfg.http_timeout_seconds
+        ),
         signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret))),
         metrics=PowertoolsRecorder(),
-        media_policy=MediaPolicy(cfg.allowed_media_hosts, cfg.max_media_bytes, cfg.http_timeout_seconds,
-                                 cfg.allow_http_media),
+        media_policy=MediaPolicy(
+            cfg.allowed_media_hosts, cfg.max_media_bytes, cfg.http_timeout_seconds, cfg.allow_http_media
+        ),
         sqs=clients["sqs"],
     )
 

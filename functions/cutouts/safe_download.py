@@ -130,20 +130,35 @@ def _open(target: VettedTarget, policy: MediaPolicy, timeout: urllib3.Timeout) -
     common: dict[str, Any] = {"timeout": timeout, "retries": False, "maxsize": 1}
     if target.scheme == "https":
         pool: Any = urllib3.HTTPSConnectionPool(
-            target.address, target.port, server_hostname=target.host, assert_hostname=target.host,
-            cert_reqs="CERT_REQUIRED", **common,
+            target.address,
+            target.port,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+            **common,
         )
     else:
         pool = urllib3.HTTPConnectionPool(target.address, target.port, **common)
     host_header = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
     return pool.urlopen(
-        "GET", target.path, headers={"Host": host_header, "Accept": "image/png"},
-        redirect=False, preload_content=False, assert_same_host=False,
+        "GET",
+        target.path,
+        headers={"Host": host_header, "Accept": "image/png"},
+        redirect=False,
+        preload_content=False,
+        assert_same_host=False,
     )
 
 
-def fetch_media_to_s3(url: str, policy: MediaPolicy, s3: Any, bucket: str, key: str,
-                      metadata: dict[str, str], resolve: Resolver = system_resolver) -> int:
+def fetch_media_to_s3(
+    url: str,
+    policy: MediaPolicy,
+    s3: Any,
+    bucket: str,
+    key: str,
+    metadata: dict[str, str],
+    resolve: Resolver = system_resolver,
+) -> int:
     """Stream the PNG at ``url`` into ``s3://bucket/key``; return its size in bytes."""
     from boto3.s3.transfer import TransferConfig  # boto3 is already loaded by the caller's client
 
@@ -172,11 +187,13 @@ def fetch_media_to_s3(url: str, policy: MediaPolicy, s3: Any, bucket: str, key: 
             if length and length.isdigit() and int(length) > policy.max_bytes:
                 raise MediaRejected(f"media is {length} bytes, over the cap of {policy.max_bytes}")
             stream = _CappedPngStream(response, policy.max_bytes, deadline)
-            config = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE,
-                                    use_threads=False, max_concurrency=1)
+            config = TransferConfig(
+                multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, use_threads=False, max_concurrency=1
+            )
             try:
-                s3.upload_fileobj(stream, bucket, key, Config=config,
-                                  ExtraArgs={"ContentType": "image/png", "Metadata": metadata})
+                s3.upload_fileobj(
+                    stream, bucket, key, Config=config, ExtraArgs={"ContentType": "image/png", "Metadata": metadata}
+                )
             except HTTPError as exc:
                 raise MediaUnavailable(f"media download broke off: {type(exc).__name__}") from None
             except Exception as exc:  # s3transfer wraps what our stream raised

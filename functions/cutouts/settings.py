@@ -98,9 +98,7 @@ def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping (os.environ in Lambda)."""
-    hosts = frozenset(
-        h.strip().lower() for h in env.get(c.ENV_ALLOWED_MEDIA_HOSTS, "").split(",") if h.strip()
-    )
+    hosts = frozenset(h.strip().lower() for h in env.get(c.ENV_ALLOWED_MEDIA_HOSTS, "").split(",") if h.strip())
     settings = Settings(
         table_name=_required(env, c.ENV_TABLE_NAME),
         input_prefix=_prefix(env, c.ENV_INPUT_PREFIX, c.DEFAULT_INPUT_PREFIX),
@@ -129,7 +127,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         dedup_enabled=_bool(env, c.ENV_DEDUP_ENABLED, True),
         retry_base_seconds=_int(env, c.ENV_RETRY_BASE_SECONDS, c.DEFAULT_RETRY_BASE_SECONDS, 0),
     )
-    for name, prefix in ((c.ENV_OUTPUT_PREFIX, settings.output_prefix), (c.ENV_FAILURE_PREFIX, settings.failure_prefix)):
+    for name, prefix in (
+        (c.ENV_OUTPUT_PREFIX, settings.output_prefix),
+        (c.ENV_FAILURE_PREFIX, settings.failure_prefix),
+    ):
         if prefix.startswith(settings.input_prefix) or settings.input_prefix.startswith(prefix):
             raise SettingsError(f"setting {name}={prefix!r} overlaps the input prefix: it would loop")
     return settings

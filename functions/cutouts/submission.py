@@ -51,8 +51,15 @@ class SourceObject:
         return job_id_for(self.bucket, self.key, self.version)
 
     def new_job(self, etag: str | None = None) -> Job:
-        return Job(job_id=self.job_id, bucket=self.bucket, key=self.key, version=self.version, status="",
-                   version_id=self.version_id, etag=(self.etag or etag or "").strip('"') or None)
+        return Job(
+            job_id=self.job_id,
+            bucket=self.bucket,
+            key=self.key,
+            version=self.version,
+            status="",
+            version_id=self.version_id,
+            etag=(self.etag or etag or "").strip('"') or None,
+        )
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,9 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
     return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=final_delivery)
 
 
-def send_to_gateway(job: Job, services: Services, now: float, *, on_transient: str,
-                    final_delivery: bool) -> SubmitOutcome:
+def send_to_gateway(
+    job: Job, services: Services, now: float, *, on_transient: str, final_delivery: bool
+) -> SubmitOutcome:
     """POST a claimed (SUBMITTING) job to the gateway and record what it answered."""
     settings = services.settings
     image_url = presign_source(services.s3, job, settings.presign_expiry_seconds)
@@ -121,16 +129,31 @@ def send_to_gateway(job: Job, services: Services, now: float, *, on_transient: s
     except GatewayPermanentError as exc:
         if exc.http_status in GATEWAY_ALARM_METRICS:
             services.metrics.count(GATEWAY_ALARM_METRICS[exc.http_status])
-        fail_job(job, services, now, reason=exc.reason, message=exc.message, what_to_do=exc.what_to_do,
-                 gateway_error=exc.gateway_error, http_status=exc.http_status)
+        fail_job(
+            job,
+            services,
+            now,
+            reason=exc.reason,
+            message=exc.message,
+            what_to_do=exc.what_to_do,
+            gateway_error=exc.gateway_error,
+            http_status=exc.http_status,
+        )
         return SubmitOutcome("failed", job.job_id, exc.reason)
     except GatewayInDoubt as exc:
         services.store.mark_in_doubt(job.job_id, job.attempt, now, exc.message)
         return SubmitOutcome("in-doubt", job.job_id, exc.message)
     except GatewayTransientError as exc:
         if final_delivery:
-            fail_job(job, services, now, reason="gateway-gave-up", message=exc.message,
-                     gateway_error=exc.gateway_error, http_status=exc.http_status)
+            fail_job(
+                job,
+                services,
+                now,
+                reason="gateway-gave-up",
+                message=exc.message,
+                gateway_error=exc.gateway_error,
+                http_status=exc.http_status,
+            )
             return SubmitOutcome("failed", job.job_id, "gateway-gave-up")
         services.store.release(job.job_id, job.attempt, now, exc.message, to_status=on_transient)
         raise RetryLater(exc.message, exc.retry_after) from None

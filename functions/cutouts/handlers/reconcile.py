@@ -19,5 +19,5 @@ runtime.settings()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     counts = reconcile(runtime.services(), time.time())
-    logger.info("reconcile pass", **counts)
+    logger.info("reconcile pass", extra={"counts": counts})
     return counts

@@ -52,22 +52,26 @@ def record_handler(record: SQSRecord) -> None:
             outcome = submit_source(source, services, time.time(), final_delivery=final)
         except RetryLater as exc:
             delay = backoff_seconds(receive_count, exc.retry_after, services.settings.retry_base_seconds)
-            logger.warning("gateway busy; will retry", reason=str(exc), retry_in_seconds=delay,
-                           receive_count=receive_count)
+            logger.warning(
+                "gateway busy; will retry", reason=str(exc), retry_in_seconds=delay, receive_count=receive_count
+            )
             services.sqs.change_message_visibility(
                 QueueUrl=_queue_url(services.sqs, record.event_source_arn),
-                ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay,
+                ReceiptHandle=record.receipt_handle,
+                VisibilityTimeout=delay,
             )
             raise
         finally:
             logger.thread_safe_remove_keys(["job_id", "source_key"])
-        logger.info("submit", result=outcome.result, detail=outcome.detail, job_id=outcome.job_id,
-                    source_key=source.key)
+        logger.info(
+            "submit", result=outcome.result, detail=outcome.detail, job_id=outcome.job_id, source_key=source.key
+        )
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )

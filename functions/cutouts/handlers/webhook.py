@@ -23,15 +23,19 @@ def callback(job_id: str) -> Response:
     body = event.decoded_body
     logger.thread_safe_append_keys(job_id=job_id)
     reply = handle_callback(
-        job_id=job_id, attempt=query.get("attempt"), token=query.get("token"),
+        job_id=job_id,
+        attempt=query.get("attempt"),
+        token=query.get("token"),
         body=body.encode() if isinstance(body, str) else body,
-        services=runtime.services(), now=time.time(),
+        services=runtime.services(),
+        now=time.time(),
     )
     log = logger.info if reply.status_code < 400 else logger.warning
     log("callback", status_code=reply.status_code, outcome=reply.message)
     logger.thread_safe_remove_keys(["job_id"])
-    return Response(status_code=reply.status_code, content_type=content_types.APPLICATION_JSON,
-                    body={"message": reply.message})
+    return Response(
+        status_code=reply.status_code, content_type=content_types.APPLICATION_JSON, body={"message": reply.message}
+    )
 
 
 @logger.inject_lambda_context
