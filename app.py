@@ -7,6 +7,7 @@ infra/config.py). The app makes no AWS calls: the account and region are left to
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,17 +27,20 @@ from infra.config import ConfigError, config_from_node  # noqa: E402
 from infra.stack import CutoutsStack  # noqa: E402
 
 
+def cdk_json_context() -> dict[str, object]:
+    """cdk.json's context, so `python app.py` synthesizes what `cdk synth` does (CLI values win)."""
+    return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+
+
 def build_app(app: cdk.App | None = None, *, nag: bool = True) -> tuple[cdk.App, CutoutsStack]:
     """The app as `cdk synth` sees it; tests call this with their own App and context."""
-    app = app or cdk.App()
+    app = app or cdk.App(context=cdk_json_context())
     config = config_from_node(app.node)
     stack = CutoutsStack(
         app,
         config.stack_name,
         config=config,
-        env=cdk.Environment(
-            account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
-        ),
+        env=cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")),
     )
     cdk.Tags.of(stack).add("project", "cutouts")
     cdk.Tags.of(stack).add("stage", config.stage)

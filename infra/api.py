@@ -36,9 +36,7 @@ ACCESS_LOG_FORMAT = {
 
 
 class CallbackApi(Construct):
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: StackConfig, webhook: lambda_.IFunction
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, webhook: lambda_.IFunction) -> None:
         super().__init__(scope, construct_id)
         method, path = c.CALLBACK_ROUTE.split(" ", 1)
         self.access_logs = logs.LogGroup(

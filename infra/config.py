@@ -102,9 +102,7 @@ def _as_int(key: str, raw: Any, lo: int, hi: int) -> int:
         raise ConfigError(key, f"expected a whole number between {lo} and {hi}, got {raw!r}")
     if isinstance(raw, int):
         value = raw
-    elif (isinstance(raw, float) and raw.is_integer()) or (
-        isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw)
-    ):
+    elif (isinstance(raw, float) and raw.is_integer()) or (isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw)):
         value = int(raw)
     else:
         raise ConfigError(key, f"expected a whole number between {lo} and {hi}, got {raw!r}")
@@ -190,9 +188,7 @@ def _as_prefix(key: str, raw: Any) -> str:
     if "//" in value:
         raise ConfigError(key, f"{value!r} must not contain an empty path segment ('//')")
     if len(value) > 512 or not _PREFIX_CHARS.match(value):
-        raise ConfigError(
-            key, f"{value!r} may use only letters, digits, space and !-_.'()/ (at most 512 characters)"
-        )
+        raise ConfigError(key, f"{value!r} may use only letters, digits, space and !-_.'()/ (at most 512 characters)")
     return value
 
 
@@ -267,9 +263,7 @@ _Parser = Callable[[str, Any], Any]
 _KEYS: dict[str, tuple[str, _Parser]] = {
     "stage": (
         "stage",
-        lambda k, v: _as_pattern(
-            k, v, _STAGE, "use 1-20 lower-case letters, digits or '-', starting with a letter"
-        ),
+        lambda k, v: _as_pattern(k, v, _STAGE, "use 1-20 lower-case letters, digits or '-', starting with a letter"),
     ),
     "bucketName": ("bucket_name", _as_bucket_name),
     "inputPrefix": ("input_prefix", _as_prefix),
@@ -330,9 +324,7 @@ def _check_prefixes(cfg: StackConfig) -> None:
                 "choose separate prefixes",
             )
     if out == fail:
-        raise ConfigError(
-            "failurePrefix", f"{fail!r} equals outputPrefix; failure reports need their own prefix"
-        )
+        raise ConfigError("failurePrefix", f"{fail!r} equals outputPrefix; failure reports need their own prefix")
 
 
 def _check_consistency(cfg: StackConfig) -> None:

@@ -128,8 +128,6 @@ class CutoutsFunction(Construct):
                 **environment,
             },
         )
-        # The role must exist with its policy before the function can run.
-        self.function.node.add_dependency(self.role)
         Validations.of(self.role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",

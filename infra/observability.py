@@ -67,9 +67,7 @@ class Observability(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
             )
         )
-        self.topic = sns.Topic(
-            self, "AlarmTopic", display_name="Cutouts alarms", master_key=key, enforce_ssl=True
-        )
+        self.topic = sns.Topic(self, "AlarmTopic", display_name="Cutouts alarms", master_key=key, enforce_ssl=True)
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsPublish",
@@ -195,9 +193,7 @@ class Observability(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            cw.GraphWidget(
-                title="End-to-end seconds", left=percentiles(c.METRIC_END_TO_END_SECONDS), width=8
-            ),
+            cw.GraphWidget(title="End-to-end seconds", left=percentiles(c.METRIC_END_TO_END_SECONDS), width=8),
             cw.GraphWidget(title="Gateway seconds", left=percentiles(c.METRIC_GATEWAY_SECONDS), width=8),
             cw.GraphWidget(
                 title="Queue depth / dead letters",
@@ -219,9 +215,7 @@ class Observability(Construct):
             ),
             cw.GraphWidget(
                 title="Function duration p90 (ms)",
-                left=[
-                    fn.metric_duration(statistic="p90", label=f"{name} p90") for name, fn in functions.items()
-                ],
+                left=[fn.metric_duration(statistic="p90", label=f"{name} p90") for name, fn in functions.items()],
                 width=8,
             ),
             cw.GraphWidget(

@@ -55,9 +55,7 @@ class CutoutsStack(Stack):
         layer = powertools_layer(self, config.powertools_layer_version)
         common_env = self._common_environment(config, storage, secrets)
 
-        def make(
-            construct_id: str, handler: str, timeout: Duration, description: str, **extra: str
-        ) -> CutoutsFunction:
+        def make(construct_id: str, handler: str, timeout: Duration, description: str, **extra: str) -> CutoutsFunction:
             return CutoutsFunction(
                 self,
                 construct_id,
@@ -191,9 +189,7 @@ class CutoutsStack(Stack):
         # submit: read the upload, copy an existing cutout for identical content, report failures.
         submit.allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], objects(config.input_prefix))
         submit.allow("CopyExistingCutout", ["s3:GetObject", "s3:PutObject"], objects(config.output_prefix))
-        submit.allow(
-            "WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix)
-        )
+        submit.allow("WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix))
         submit.allow(
             "JobTable",
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
@@ -204,23 +200,15 @@ class CutoutsStack(Stack):
         submit.allow("DelayRetries", ["sqs:ChangeMessageVisibility"], [storage.queue.queue_arn])
 
         # webhook: store the cutout, write or clear the failure report, finish the job.
-        webhook.allow(
-            "WriteCutouts", ["s3:PutObject", "s3:AbortMultipartUpload"], objects(config.output_prefix)
-        )
-        webhook.allow(
-            "WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix)
-        )
+        webhook.allow("WriteCutouts", ["s3:PutObject", "s3:AbortMultipartUpload"], objects(config.output_prefix))
+        webhook.allow("WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix))
         webhook.allow("JobTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table])
         webhook.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
 
         # reconcile: presign the upload again for a resubmission, finish jobs like the webhook.
         reconcile.allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], objects(config.input_prefix))
-        reconcile.allow(
-            "WriteCutouts", ["s3:PutObject", "s3:AbortMultipartUpload"], objects(config.output_prefix)
-        )
-        reconcile.allow(
-            "WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix)
-        )
+        reconcile.allow("WriteCutouts", ["s3:PutObject", "s3:AbortMultipartUpload"], objects(config.output_prefix))
+        reconcile.allow("WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix))
         reconcile.allow(
             "JobTable",
             ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],

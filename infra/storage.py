@@ -28,9 +28,7 @@ def _attribute(name: str) -> dynamodb.Attribute:
 class Storage(Construct):
     """Bucket (new or existing), job table, queue + DLQ, and the S3 -> SQS notification."""
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: StackConfig, submit_timeout: Duration
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, submit_timeout: Duration) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         self.bucket_is_new = config.bucket_name is None
@@ -60,7 +58,7 @@ class Storage(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(90))],
             removal_policy=removal,
             auto_delete_objects=destroy,

@@ -1,0 +1,152 @@
+"""Context validation: every key is checked at synth time with a message that says what to fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cutouts import constants as c
+
+from infra.config import CONTEXT_KEYS, ConfigError, StackConfig, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cdk_json_context() -> dict[str, Any]:
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def test_cdk_json_lists_every_key_with_the_code_defaults() -> None:
+    # Given the context block of cdk.json
+    context = cdk_json_context()
+    # When it is parsed
+    config = parse_config(context)
+    # Then it documents every key and its values are exactly the code defaults
+    assert set(CONTEXT_KEYS) <= set(context)
+    assert config == StackConfig()
+
+
+def test_defaults_match_constants() -> None:
+    config = parse_config({})
+    assert config.stack_name == "Cutouts-dev"
+    assert config.input_prefix == c.DEFAULT_INPUT_PREFIX
+    assert config.allowed_media_hosts == c.DEFAULT_ALLOWED_MEDIA_HOSTS
+    assert config.retain_data is False
+    assert config.bucket_name is None and config.gateway_key_secret_name is None and config.alarm_email is None
+
+
+def test_cli_strings_are_converted() -> None:
+    # Given values as `cdk synth -c key=value` passes them (strings)
+    config = parse_config(
+        {
+            "maxConcurrency": "10",
+            "dedup": "false",
+            "allowedMediaHosts": "a.example.com, b.example.com",
+            "httpTimeoutSeconds": "5",
+            "stage": "prod",
+        }
+    )
+    assert config.max_concurrency == 10
+    assert config.dedup is False
+    assert config.allowed_media_hosts == ("a.example.com", "b.example.com")
+    assert config.http_timeout_seconds == 5.0
+    assert config.stack_name == "Cutouts-prod" and config.retain_data is True
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "hint"),
+    [
+        ("stage", "Prod!", "lower-case"),
+        ("bucketName", "My_Bucket", "not a valid S3 bucket name"),
+        ("bucketName", "192.168.1.1", "not a valid S3 bucket name"),
+        ("inputPrefix", "uploads", "must end with '/'"),
+        ("inputPrefix", "", "must not be empty"),
+        ("outputPrefix", "/cutouts/", "must not start with '/'"),
+        ("failurePrefix", "failed//", "empty path segment"),
+        ("gatewayBaseUrl", "http://gateway.pixazo.ai", "https://"),
+        ("gatewayBaseUrl", "https://gateway.pixazo.ai/v1?x=1", "scheme and host only"),
+        ("gatewayModelPath", "bria/request", "URL path starting with '/'"),
+        ("gatewayKeySecretName", "bad name!", "Secrets Manager name"),
+        ("presignExpirySeconds", 59, "between 60 and 604800"),
+        ("presignExpirySeconds", 604801, "between 60 and 604800"),
+        ("presignExpirySeconds", "soon", "whole number"),
+        ("maxConcurrency", 1, "between 2 and 1000"),
+        ("maxConcurrency", True, "whole number"),
+        ("allowedMediaHosts", "https://cdn.example.com", "not a valid host name"),
+        ("allowedMediaHosts", ["10.0.0.1"], "not a valid host name"),
+        ("allowedMediaHosts", "*.r2.dev", "not a valid host name"),
+        ("allowedMediaHosts", " , ", "at least one host name"),
+        ("alarmEmail", "ops@", "not a valid e-mail"),
+        ("powertoolsLayerVersion", 0, "between 1 and"),
+        ("maxImageBytes", 10, "between 1024 and"),
+        ("maxImagePixels", 0, "between 1 and"),
+        ("maxMediaBytes", -1, "between 1024 and"),
+        ("httpTimeoutSeconds", 29, "between 1.0 and 20.0"),
+        ("maxAttempts", 0, "between 1 and 10"),
+        ("maxReceives", 1001, "between 1 and 1000"),
+        ("staleAfterSeconds", 1, "between 30 and"),
+        ("maxAgeSeconds", 10, "between 60 and"),
+        ("inDoubtGraceSeconds", -5, "between 0 and"),
+        ("secretMaxAgeSeconds", 7200, "between 0 and 3600"),
+        ("reconcileEveryMinutes", 0, "between 1 and 1440"),
+        ("logRetentionDays", 2, "retention period"),
+        ("dedup", "yes", "true or false"),
+        ("jobTtlDays", 0, "between 1 and 3650"),
+        ("callbackRateLimit", 0, "between 1 and"),
+        ("callbackBurstLimit", 0, "between 1 and"),
+    ],
+)
+def test_bad_value_names_the_key_and_the_fix(key: str, value: Any, hint: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({key: value})
+    assert raised.value.key == key
+    assert f"'{key}'" in str(raised.value)
+    assert hint in str(raised.value)
+
+
+def test_every_key_has_a_validation_case() -> None:
+    # A new context key must come with a rejection case above.
+    source = Path(__file__).read_text()
+    missing = [key for key in CONTEXT_KEYS if f'("{key}",' not in source]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("context", "key", "hint"),
+    [
+        ({"outputPrefix": "uploads/cutouts/"}, "outputPrefix", "inside inputPrefix"),
+        ({"failurePrefix": "uploads/failed/"}, "failurePrefix", "inside inputPrefix"),
+        ({"inputPrefix": "cutouts/in/"}, "outputPrefix", "inputPrefix 'cutouts/in/' is inside"),
+        ({"outputPrefix": "failed/"}, "failurePrefix", "equals outputPrefix"),
+        ({"outputPrefix": "uploads/"}, "outputPrefix", "inside inputPrefix"),
+    ],
+)
+def test_prefixes_that_would_loop_are_refused(context: dict[str, str], key: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(context)
+    assert raised.value.key == key and hint in str(raised.value)
+
+
+def test_sibling_prefix_with_same_start_is_allowed() -> None:
+    # 'uploads-done/' is not inside 'uploads/': prefixes end with '/', so S3 filters are exact.
+    assert parse_config({"outputPrefix": "uploads-done/"}).output_prefix == "uploads-done/"
+
+
+def test_inconsistent_ages_are_refused() -> None:
+    with pytest.raises(ConfigError, match="maxAgeSeconds"):
+        parse_config({"maxAgeSeconds": 300, "staleAfterSeconds": 300})
+    with pytest.raises(ConfigError, match="callbackBurstLimit"):
+        parse_config({"callbackRateLimit": 100, "callbackBurstLimit": 50})
+
+
+def test_misspelt_key_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'inputPrefix'"):
+        parse_config({"inputprefix": "in/"})
+
+
+def test_unrelated_context_keys_are_ignored() -> None:
+    parse_config(
+        {"@aws-cdk/core:newStyleStackSynthesis": True, "aws:cdk:bundling-stacks": [], "acknowledged-issue-numbers": [1]}
+    )

@@ -1,0 +1,148 @@
+"""Least privilege, pinned: each function role's policy is exactly this; a widening fails here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cutouts import constants as c
+
+
+def _ids(template_json: dict[str, Any]) -> dict[str, str]:
+    res = template_json["Resources"]
+
+    def one(type_: str, contains: str) -> str:
+        (found,) = [k for k, v in res.items() if v["Type"] == type_ and contains in k]
+        return found
+
+    return {
+        "bucket": one("AWS::S3::Bucket", "StorageBucket"),
+        "table": one("AWS::DynamoDB::Table", "JobTable"),
+        "queue": one("AWS::SQS::Queue", "UploadQueue"),
+        "dlq": one("AWS::SQS::Queue", "DeadLetterQueue"),
+        "gateway_key": one("AWS::SecretsManager::Secret", "GatewayKey"),
+        "signing_key": one("AWS::SecretsManager::Secret", "SigningKey"),
+    }
+
+
+def _objects(ids: dict[str, str], prefix: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [{"Fn::GetAtt": [ids["bucket"], "Arn"]}, f"/{prefix}*"]]}
+
+
+def _table(ids: dict[str, str]) -> dict[str, Any]:
+    return {"Fn::GetAtt": [ids["table"], "Arn"]}
+
+
+def _index(ids: dict[str, str], name: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [_table(ids), f"/index/{name}"]]}
+
+
+def _stmt(actions: list[str] | str, resource: Any, sid: str | None = None) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Action": actions, "Effect": "Allow", "Resource": resource}
+    if sid:
+        statement["Sid"] = sid
+    return statement
+
+
+def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    secrets = [{"Ref": ids["gateway_key"]}, {"Ref": ids["signing_key"]}]
+    xray = _stmt(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
+    uploads, cutouts, failed = c.DEFAULT_INPUT_PREFIX, c.DEFAULT_OUTPUT_PREFIX, c.DEFAULT_FAILURE_PREFIX
+
+    def logs(name: str) -> dict[str, Any]:
+        return _stmt(
+            ["logs:CreateLogStream", "logs:PutLogEvents"], {"Fn::GetAtt": [log_groups[name], "Arn"]}, "WriteOwnLogs"
+        )
+
+    return {
+        "Submit": [
+            logs("Submit"),
+            xray,
+            # Added by the SQS event source mapping (what Lambda polling needs), on the queue only.
+            _stmt(
+                [
+                    "sqs:ReceiveMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueUrl",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                ],
+                {"Fn::GetAtt": [ids["queue"], "Arn"]},
+            ),
+            _stmt(["s3:GetObject", "s3:GetObjectVersion"], _objects(ids, uploads), "ReadUploads"),
+            _stmt(["s3:GetObject", "s3:PutObject"], _objects(ids, cutouts), "CopyExistingCutout"),
+            _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
+            _stmt(
+                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+                [_table(ids), _index(ids, c.CONTENT_INDEX_NAME)],
+                "JobTable",
+            ),
+            _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
+            _stmt("sqs:ChangeMessageVisibility", {"Fn::GetAtt": [ids["queue"], "Arn"]}, "DelayRetries"),
+        ],
+        "Webhook": [
+            logs("Webhook"),
+            xray,
+            _stmt(["s3:PutObject", "s3:AbortMultipartUpload"], _objects(ids, cutouts), "WriteCutouts"),
+            _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
+            _stmt(["dynamodb:GetItem", "dynamodb:UpdateItem"], _table(ids), "JobTable"),
+            _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
+        ],
+        "Reconcile": [
+            logs("Reconcile"),
+            xray,
+            _stmt(["s3:GetObject", "s3:GetObjectVersion"], _objects(ids, uploads), "ReadUploads"),
+            _stmt(["s3:PutObject", "s3:AbortMultipartUpload"], _objects(ids, cutouts), "WriteCutouts"),
+            _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
+            _stmt(
+                ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],
+                [_table(ids), _index(ids, c.STATUS_INDEX_NAME)],
+                "JobTable",
+            ),
+            _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
+            _stmt(
+                ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                {"Fn::GetAtt": [ids["dlq"], "Arn"]},
+                "InspectDeadLetters",
+            ),
+        ],
+    }
+
+
+def _canonical(statements: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps(s, sort_keys=True) for s in statements)
+
+
+@pytest.mark.parametrize("name", ["Submit", "Webhook", "Reconcile"])
+def test_role_policy_is_exactly_what_the_function_does(template_json: dict[str, Any], name: str) -> None:
+    res = template_json["Resources"]
+    ids = _ids(template_json)
+    log_groups = {
+        n: next(k for k, v in res.items() if v["Type"] == "AWS::Logs::LogGroup" and k.startswith(f"{n}Logs"))
+        for n in ("Submit", "Webhook", "Reconcile")
+    }
+    # Given the role of the function
+    (role_id,) = [k for k, v in res.items() if v["Type"] == "AWS::IAM::Role" and k.startswith(f"{name}Role")]
+    # Then its only policy holds exactly the expected statements
+    policies = [
+        v for v in res.values() if v["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in v["Properties"]["Roles"]
+    ]
+    assert len(policies) == 1
+    actual = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    assert _canonical(actual) == _canonical(expected_policies(ids, log_groups)[name])
+    # And the role has no managed policy and no inline policies of its own
+    role = res[role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role and "Policies" not in role
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+    ]
+
+
+def test_no_policy_in_the_stack_grants_an_action_wildcard(template_json: dict[str, Any]) -> None:
+    for key, value in template_json["Resources"].items():
+        if value["Type"] != "AWS::IAM::Policy":
+            continue
+        for statement in value["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert not any("*" in a for a in actions), (key, actions)
