@@ -52,6 +52,7 @@ import os
 import queue
 import random
 import re
+import signal
 import socket
 import threading
 import time
@@ -553,7 +554,8 @@ class GatewayEmulator:
             finally:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as exc:
-            return None, f"Failed to download image_url: {exc.__class__.__name__}"
+            reason = getattr(exc, "reason", None) or exc
+            return None, f"Failed to download image_url: {reason.__class__.__name__}"
         if response.status != 200:
             return None, f"Failed to download image_url: HTTP {response.status}"
         if len(data) > MAX_IMAGE_BYTES:
@@ -876,6 +878,7 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig:
 def run_gateway(args: argparse.Namespace) -> int:
     """Serve the emulator until Ctrl-C; print where it listens. Returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # fetch retries are reported per job
     try:
         faults = faults_from_args(args)
         emulator = GatewayEmulator(
@@ -896,6 +899,12 @@ def run_gateway(args: argparse.Namespace) -> int:
     print(f"  status:      GET  {emulator.base_url}{STATUS_PATH}{{request_id}}")
     print(f"  stats:       GET  {emulator.base_url}{STATS_PATH}")
     print("Ctrl-C to stop.", flush=True)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)  # stop as cleanly on `kill` as on Ctrl-C
     try:
         while True:
             time.sleep(3600)
