@@ -1,0 +1,61 @@
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from cutouts.callback_token import CallbackSigner, SigningKeyError, signing_keys_from_secret
+
+CURRENT = "c" * 40
+PREVIOUS = "p" * 40
+JOB = "0123456789abcdef0123456789abcdef"
+
+
+def signer(*keys: str) -> CallbackSigner:
+    return CallbackSigner([k.encode() for k in keys])
+
+
+def test_token_round_trips_through_the_callback_url():
+    # Given a signer and the URL it gives the gateway
+    s = signer(CURRENT)
+    url = s.callback_url("https://api.example.com/", JOB, 2)
+    # When the URL's parts are read back
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    # Then they verify
+    assert parts.path == f"/callback/{JOB}"
+    assert query["attempt"] == ["2"]
+    assert s.verify(JOB, 2, query["token"][0])
+
+
+def test_tampered_token_is_rejected():
+    s = signer(CURRENT)
+    token = s.token(JOB, 1)
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert not s.verify(JOB, 1, flipped)
+    assert not s.verify(JOB, 1, token[:-1])
+    assert not s.verify(JOB, 1, "")
+    assert not s.verify(JOB, 1, "é" * 43)
+
+
+def test_token_for_another_job_or_attempt_is_rejected():
+    s = signer(CURRENT)
+    token = s.token(JOB, 1)
+    assert not s.verify("f" * 32, 1, token)
+    assert not s.verify(JOB, 2, token)
+
+
+def test_previous_key_is_accepted_during_rotation_and_new_tokens_use_current():
+    old = signer(PREVIOUS)
+    rotated = signer(*[k.decode() for k in signing_keys_from_secret(json.dumps(
+        {"current": CURRENT, "previous": PREVIOUS}))])
+    assert rotated.verify(JOB, 1, old.token(JOB, 1))
+    assert rotated.token(JOB, 1) == signer(CURRENT).token(JOB, 1)
+
+
+def test_token_from_a_different_key_is_rejected():
+    assert not signer(CURRENT).verify(JOB, 1, signer("x" * 40).token(JOB, 1))
+
+
+@pytest.mark.parametrize("secret", ["not json", "{}", '{"current": "short"}', '["a"]'])
+def test_malformed_signing_secret_fails_loudly(secret):
+    with pytest.raises(SigningKeyError):
+        signing_keys_from_secret(secret)
