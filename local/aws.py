@@ -105,8 +105,10 @@ def create_resources(
     input_prefix: str,
     visibility_timeout: int,
     max_receives: int,
-    name: str = "cutouts-local",
+    name: str | None = None,
 ) -> LocalResources:
+    """Create the stack's resources; names are unique, as moto keeps its state per process."""
+    name = name or f"cutouts-local-{secrets.token_hex(4)}"
     def client(service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
 
