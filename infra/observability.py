@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -32,7 +32,7 @@ def app_metric(name: str, statistic: str = "Sum", label: str | None = None) -> c
         dimensions_map={"service": c.SERVICE_NAME},
         statistic=statistic,
         period=PERIOD,
-        label=label or name,
+        label=label,
     )
 
 
@@ -78,7 +78,14 @@ class Observability(Construct):
             )
         )
         if config.alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+            Validations.of(subscription).acknowledge(
+                Acknowledgment(
+                    id="Serverless-SNSRedrivePolicy",
+                    reason="An e-mail subscription for alarm notices: an undeliverable e-mail has nothing to "
+                    "replay, and the alarm state stays visible in CloudWatch and on the dashboard.",
+                )
+            )
         self._action = cw_actions.SnsAction(self.topic)
         self.alarms: dict[str, cw.Alarm] = {}
 

@@ -1,0 +1,88 @@
+"""Alarms to an encrypted SNS topic and a dashboard with the flow at a glance (issue 5.4)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+from cutouts import constants as c
+
+
+def _alarms(template_json: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v["Properties"] for v in template_json["Resources"].values() if v["Type"] == "AWS::CloudWatch::Alarm"]
+
+
+def test_alarm_topic_is_encrypted_and_tls_only(template: Template) -> None:
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
+    )
+
+
+def test_email_subscription_only_when_configured(template: Template, synth: Any) -> None:
+    template.resource_count_is("AWS::SNS::Subscription", 0)
+    _, _, with_email = synth({"alarmEmail": "ops@example.com"})
+    with_email.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
+
+
+def test_every_alarm_notifies_the_topic(template_json: dict[str, Any]) -> None:
+    (topic_id,) = [k for k, v in template_json["Resources"].items() if v["Type"] == "AWS::SNS::Topic"]
+    alarms = _alarms(template_json)
+    assert len(alarms) == 11
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmDescription"]
+
+
+def test_alarms_on_dead_letters_oldest_upload_errors_and_throttles(template_json: dict[str, Any]) -> None:
+    alarms = _alarms(template_json)
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for alarm in alarms:
+        by_metric.setdefault(alarm.get("MetricName", ""), []).append(alarm)
+    (dlq,) = by_metric["ApproximateNumberOfMessagesVisible"]
+    assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
+    assert "DeadLetterQueue" in json.dumps(dlq["Dimensions"])
+    (oldest,) = by_metric["ApproximateAgeOfOldestMessage"]
+    assert "UploadQueue" in json.dumps(oldest["Dimensions"])
+    assert len(by_metric["Errors"]) == 3 and len(by_metric["Throttles"]) == 3
+    for alarm in by_metric["Errors"] + by_metric["Throttles"]:
+        assert alarm["Namespace"] == "AWS/Lambda" and alarm["Threshold"] == 0
+
+
+def test_alarms_on_gateway_auth_balance_and_stuck_jobs(template_json: dict[str, Any]) -> None:
+    alarms = {a.get("MetricName"): a for a in _alarms(template_json)}
+    for metric in (c.METRIC_GATEWAY_AUTH_ERRORS, c.METRIC_GATEWAY_BALANCE_ERRORS, c.METRIC_STUCK_JOBS_FAILED):
+        alarm = alarms[metric]
+        # Powertools metrics carry the dimension service=<POWERTOOLS_SERVICE_NAME>.
+        assert alarm["Namespace"] == c.METRICS_NAMESPACE
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": c.SERVICE_NAME}]
+        assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 0
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_dashboard_shows_the_flow(template_json: dict[str, Any]) -> None:
+    (dashboard,) = [v for v in template_json["Resources"].values() if v["Type"] == "AWS::CloudWatch::Dashboard"]
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in (
+        c.METRIC_SUBMITTED,
+        c.METRIC_COMPLETED,
+        c.METRIC_FAILED,
+        c.METRIC_DUPLICATES_SKIPPED,
+        c.METRIC_END_TO_END_SECONDS,
+        c.METRIC_GATEWAY_SECONDS,
+        "ApproximateNumberOfMessagesVisible",
+        "Errors",
+        "Duration",
+    ):
+        assert metric in body, metric
+    assert '\\"stat\\":\\"p50\\"' in body and '\\"stat\\":\\"p90\\"' in body

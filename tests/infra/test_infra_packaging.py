@@ -1,0 +1,158 @@
+"""The functions' asset, built exactly as synthesis builds it, imports each handler with only what
+the Lambda Python runtime provides plus the Powertools layer (issue 5.5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+from cutouts import constants as c
+from synth_helpers import make_app
+
+import app as cdk_app
+
+SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
+# What the AWS Lambda Python runtime ships (the AWS SDK and its dependencies).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
+# What the published Powertools layer (AWSLambdaPowertoolsPythonV3-*) ships: Powertools and the
+# dependencies of its extras (tracer, parser, validation).
+LAYER_PACKAGES = (
+    "aws_lambda_powertools",
+    "aws_xray_sdk",
+    "wrapt",
+    "jmespath",
+    "typing_extensions.py",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+    "fastjsonschema",
+)
+HANDLERS = {"Submit": c.SUBMIT_HANDLER, "Webhook": c.WEBHOOK_HANDLER, "Reconcile": c.RECONCILE_HANDLER}
+MAX_ASSET_ZIP_BYTES = 5 * 1024 * 1024
+
+
+def _link_packages(names: tuple[str, ...], target: Path) -> None:
+    target.mkdir(parents=True)
+    for name in names:
+        source = SITE_PACKAGES / name
+        if source.exists():
+            (target / name).symlink_to(source)
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Synthesize into a fresh cloud assembly; return it and the template."""
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = make_app(outdir=str(outdir))
+    app, stack = cdk_app.build_app(app, nag=False)
+    app.synth()
+    return outdir, Template.from_stack(stack).to_json()
+
+
+@pytest.fixture(scope="module")
+def functions_asset(synthesized: tuple[Path, dict[str, Any]]) -> Path:
+    outdir, template = synthesized
+    manifest = json.loads(next(outdir.glob("*.assets.json")).read_text())
+    code_keys = {
+        fn["Properties"]["Code"]["S3Key"]
+        for fn in template["Resources"].values()
+        if fn["Type"] == "AWS::Lambda::Function" and fn["Properties"].get("Handler") in HANDLERS.values()
+    }
+    # One asset for all three functions.
+    assert len(code_keys) == 1
+    (asset_hash,) = [h for h, f in manifest["files"].items() if f"{h}.zip" in code_keys]
+    source = manifest["files"][asset_hash]["source"]
+    assert source["packaging"] == "zip"
+    return outdir / source["path"]
+
+
+def test_asset_holds_only_the_package(functions_asset: Path) -> None:
+    files = [p.relative_to(functions_asset) for p in functions_asset.rglob("*") if p.is_file()]
+    assert files and all(p.parts[0] == "cutouts" for p in files)
+    assert not [p for p in files if "__pycache__" in p.parts or "tests" in p.parts or p.suffix == ".pyc"]
+
+
+def test_asset_is_small(functions_asset: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "asset.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(functions_asset.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(functions_asset))
+    raw = sum(p.stat().st_size for p in functions_asset.rglob("*") if p.is_file())
+    print(f"\nfunctions asset: {raw} bytes unzipped, {archive.stat().st_size} bytes zipped")
+    assert archive.stat().st_size < MAX_ASSET_ZIP_BYTES
+
+
+def _env_for(template: dict[str, Any], handler: str) -> dict[str, str]:
+    """The function's environment from the template, tokens replaced by plausible stand-ins."""
+    (fn,) = [
+        v
+        for v in template["Resources"].values()
+        if v["Type"] == "AWS::Lambda::Function" and v["Properties"].get("Handler") == handler
+    ]
+    stand_ins = {
+        c.ENV_TABLE_NAME: "cutouts-jobs",
+        c.ENV_GATEWAY_KEY_SECRET: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gateway-AbCdEf",
+        c.ENV_SIGNING_SECRET: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing-AbCdEf",
+        c.ENV_CALLBACK_BASE_URL: "https://abc123.execute-api.eu-west-1.amazonaws.com",
+        c.ENV_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+    }
+    env: dict[str, str] = {}
+    for name, value in fn["Properties"]["Environment"]["Variables"].items():
+        env[name] = value if isinstance(value, str) else stand_ins[name]
+    return env
+
+
+@pytest.mark.parametrize("name", list(HANDLERS))
+def test_handler_imports_with_only_runtime_and_layer(
+    name: str, functions_asset: Path, synthesized: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    handler = HANDLERS[name]
+    module, _, attribute = handler.rpartition(".")
+    if not (functions_asset / Path(*module.split("."))).with_suffix(".py").exists():
+        pytest.skip(f"{module} is not written yet")
+    # Given a runtime directory and a layer directory holding only what Lambda provides
+    runtime, layer = tmp_path / "runtime", tmp_path / "opt-python"
+    _link_packages(RUNTIME_PACKAGES, runtime)
+    _link_packages(LAYER_PACKAGES, layer)
+    # When a clean interpreter (-I: no env, no user site; -S: no site-packages) imports the handler
+    # with Lambda's search order: the asset (/var/task), the layer (/opt/python), the runtime
+    script = (
+        "import importlib, sys\n"
+        f"sys.path[:0] = {[str(functions_asset), str(layer), str(runtime)]!r}\n"
+        f"mod = importlib.import_module({module!r})\n"
+        f"assert callable(getattr(mod, {attribute!r})), 'no handler'\n"
+        "site = [p for p in sys.path if 'site-packages' in p]\n"
+        "assert not site, site\n"
+        "print('ok')\n"
+    )
+    env = {
+        **_env_for(synthesized[1], handler),
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PATH": os.environ.get("PATH", ""),
+    }
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    # Then it imports: a dependency missing from runtime + layer fails here, not in the cloud
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
