@@ -92,11 +92,11 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
     ):
         return SubmitOutcome("superseded", job_id, "a newer upload of this key was already seen")
 
-    head = _head(services.s3, source)
+    head = _head_current(services.s3, source)
     if head is None:
         fail_new_job(source.new_job(), services, now, reason="source-deleted", message="the object no longer exists")
         return SubmitOutcome("failed", job_id, "source-deleted")
-    if source.version_id is None and source.etag and head.get("ETag", "").strip('"') != source.etag.strip('"'):
+    if _is_newer_than(head, source):
         return SubmitOutcome("superseded", job_id, "the object was overwritten after this event")
 
     job = source.new_job(head.get("ETag"))
@@ -174,16 +174,21 @@ class _SourceGone(Exception):
     pass
 
 
-def _head(s3: Any, source: SourceObject) -> dict[str, Any] | None:
-    params = {"Bucket": source.bucket, "Key": source.key}
-    if source.version_id:
-        params["VersionId"] = source.version_id
+def _head_current(s3: Any, source: SourceObject) -> dict[str, Any] | None:
+    """The key's current object: None if it was deleted (with versioning: a delete marker)."""
     try:
-        return dict(s3.head_object(**params))
+        return dict(s3.head_object(Bucket=source.bucket, Key=source.key))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion", "405"):
             return None
         raise
+
+
+def _is_newer_than(head: dict[str, Any], source: SourceObject) -> bool:
+    """The key now holds another version than the event's: that upload's own event will handle it."""
+    if source.version_id:
+        return bool(head.get("VersionId")) and head.get("VersionId") != source.version_id
+    return bool(source.etag) and head.get("ETag", "").strip('"') != (source.etag or "").strip('"')
 
 
 def _check_image(services: Services, source: SourceObject, size: int) -> None:
