@@ -322,8 +322,9 @@ class JobStore:
                 names[f"#r{i}"] = name
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         try:
-            self._call_raw(
-                "update_item",
+            # The client itself, not _call_raw: that one turns every ClientError into JobStoreError,
+            # and a failed condition must come back here as a plain False.
+            self._ddb.update_item(
                 TableName=self._table,
                 Key={TABLE_PARTITION_KEY: {"S": pk}},
                 UpdateExpression=expression,
