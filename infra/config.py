@@ -77,6 +77,7 @@ class StackConfig:
     log_retention_days: int = c.DEFAULT_LOG_RETENTION_DAYS
     dedup: bool = c.DEFAULT_DEDUP_ENABLED
     job_ttl_days: int = c.DEFAULT_JOB_TTL_DAYS
+    retry_base_seconds: int = c.DEFAULT_RETRY_BASE_SECONDS
     callback_rate_limit: int = c.DEFAULT_CALLBACK_RATE_LIMIT
     callback_burst_limit: int = c.DEFAULT_CALLBACK_BURST_LIMIT
 
@@ -300,6 +301,7 @@ _KEYS: dict[str, tuple[str, _Parser]] = {
     "logRetentionDays": ("log_retention_days", _as_retention),
     "dedup": ("dedup", _as_bool),
     "jobTtlDays": ("job_ttl_days", lambda k, v: _as_int(k, v, 1, 3650)),
+    "retryBaseSeconds": ("retry_base_seconds", lambda k, v: _as_int(k, v, 0, 3600)),
     "callbackRateLimit": ("callback_rate_limit", lambda k, v: _as_int(k, v, 1, 10_000)),
     "callbackBurstLimit": ("callback_burst_limit", lambda k, v: _as_int(k, v, 1, 5_000)),
 }

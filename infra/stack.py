@@ -164,6 +164,7 @@ class CutoutsStack(Stack):
             c.ENV_SECRET_MAX_AGE_SECONDS: str(config.secret_max_age_seconds),
             c.ENV_JOB_TTL_DAYS: str(config.job_ttl_days),
             c.ENV_DEDUP_ENABLED: "true" if config.dedup else "false",
+            c.ENV_RETRY_BASE_SECONDS: str(config.retry_base_seconds),
         }
 
     # ------------------------------------------------------------------ permissions

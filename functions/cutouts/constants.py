@@ -3,7 +3,7 @@
 One place, so a rename cannot drift between the template and the code that reads it.
 """
 
-from typing import Final
+from typing import Any, Final
 
 # Environment variables the functions read (values are set by the stack or the local stack).
 ENV_TABLE_NAME: Final = "CUTOUTS_TABLE_NAME"
@@ -94,7 +94,7 @@ CONTENT_INDEX_PARTITION_KEY: Final = "content_hash"
 # The job table's key schema, as boto3 `create_table` keyword arguments (add TableName).
 # The stack builds its table from these names and an infra test asserts the synthesized
 # table matches this dict exactly, so the local stack, the tests and the cloud agree.
-TABLE_SCHEMA: Final = {
+TABLE_SCHEMA: Final[dict[str, Any]] = {
     "AttributeDefinitions": [
         {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"},
         {"AttributeName": STATUS_INDEX_PARTITION_KEY, "AttributeType": "S"},

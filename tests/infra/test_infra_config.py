@@ -94,6 +94,7 @@ def test_cli_strings_are_converted() -> None:
         ("logRetentionDays", 2, "retention period"),
         ("dedup", "yes", "true or false"),
         ("jobTtlDays", 0, "between 1 and 3650"),
+        ("retryBaseSeconds", -1, "between 0 and 3600"),
         ("callbackRateLimit", 0, "between 1 and"),
         ("callbackBurstLimit", 0, "between 1 and"),
     ],

@@ -198,6 +198,16 @@ def test_functions_runtime_layer_tracing_and_logs(template_json: dict[str, Any],
     assert template_json["Resources"][log_group_id]["Properties"]["RetentionInDays"] == c.DEFAULT_LOG_RETENTION_DAYS
 
 
+def test_every_setting_the_functions_read_is_set(template_json: dict[str, Any]) -> None:
+    # Every ENV_* name in constants reaches the functions, except the local-only switch and the
+    # function-specific ones checked below: a new setting cannot be forgotten in the stack.
+    names = {v for k, v in vars(c).items() if k.startswith("ENV_")}
+    specific = {c.ENV_CALLBACK_BASE_URL, c.ENV_DLQ_URL, c.ENV_ALLOW_HTTP_MEDIA}
+    for handler, fn in our_functions(template_json).items():
+        missing = names - specific - set(fn["Properties"]["Environment"]["Variables"])
+        assert missing == set(), (handler, missing)
+
+
 def test_function_specific_environment(template_json: dict[str, Any]) -> None:
     fns = our_functions(template_json)
     env = {h: f["Properties"]["Environment"]["Variables"] for h, f in fns.items()}
