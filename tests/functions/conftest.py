@@ -4,6 +4,7 @@ state reset before each test that asks for ``cutouts``."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import urllib3
 from cutouts_events import ACCOUNT, REGION, table_schema
 from cutouts_testkit import FakeGateway, encode_key, s3_notification, sqs_event
 
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cutouts")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "DEBUG")  # so the log-leak test sees everything
