@@ -39,7 +39,7 @@ def template(default_synth: tuple[cdk.App, CutoutsStack, Template]) -> Template:
 
 @pytest.fixture(scope="session")
 def template_json(template: Template) -> dict[str, Any]:
-    return template.to_json()
+    return dict(template.to_json())
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     app = make_app(outdir=str(outdir))
     app, stack = cdk_app.build_app(app, nag=False)
     app.synth()
-    return outdir, Template.from_stack(stack).to_json()
+    return outdir, dict(Template.from_stack(stack).to_json())
 
 
 @pytest.fixture(scope="module")
