@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -23,6 +25,8 @@ class PowertoolsRecorder:
 
     def failure(self, reason: str) -> None:
         metrics.add_metric(name=METRIC_FAILED, unit=MetricUnit.Count, value=1)
+        if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+            return  # single_metric prints even when metrics are disabled (local stack)
         with single_metric(
             name=METRIC_FAILED,
             unit=MetricUnit.Count,
