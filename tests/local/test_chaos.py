@@ -122,7 +122,6 @@ class Forger:
             (rid_a, a), (rid_b, _) = self.rng.sample(jobs, 2)
             url = urlsplit(a["webhook_url"])
             query = dict(parse_qsl(url.query))
-            job_id = url.path.rsplit("/", 1)[-1]
             genuine = f"{base}{url.path}"
             body_b = json.dumps({"request_id": rid_b, "status": "COMPLETED", "output": {"media_url": [self.evil.url]}})
             body_a = json.dumps({"request_id": rid_a, "status": "COMPLETED", "output": {"media_url": [self.evil.url]}})
