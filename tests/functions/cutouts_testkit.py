@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import urllib3
 from PIL import Image
@@ -251,3 +251,18 @@ def callback_event(job_id: str, *, attempt: str | None, token: str | None, body:
         event["body"] = body
         event["headers"]["content-length"] = str(len(body.encode()))
     return event
+
+
+# --- a job the gateway accepted ----------------------------------------------------------------
+
+def submitted(cutouts: Any, key: str = "uploads/pets/cat.jpg", now: float | None = None) -> tuple[Any, str, str]:
+    """An upload the gateway accepted: (job, attempt, token) as the gateway would call back."""
+    from cutouts.submission import source_from_s3_record, submit_source
+
+    body = json.loads(cutouts.notification(key, image_bytes("JPEG")))
+    services = cutouts.services()
+    outcome = submit_source(source_from_s3_record(body["Records"][0]), services, time.time() if now is None else now)
+    assert outcome.result == "submitted"
+    post = cutouts.gateway.posts()[-1]
+    query = parse_qs(urlsplit(post.headers["X-Webhook-URL"]).query)
+    return services.store.get(outcome.job_id), query["attempt"][0], query["token"][0]
