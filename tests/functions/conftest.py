@@ -139,9 +139,17 @@ def cutouts(moto_server, clients, gateway, evil, monkeypatch) -> Cutouts:
     from cutouts import runtime
     from cutouts.observability import metrics
 
-    runtime.reset()
+    _forget_settings(runtime)
     metrics.clear_metrics()
     yield Cutouts(s3=s3, ddb=ddb, sqs=sqs, queue_url=queue_url, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}",
                   dlq_url=dlq_url, gateway=gateway, evil=evil)
-    runtime.reset()
+    _forget_settings(runtime)
     metrics.clear_metrics()
+
+
+def _forget_settings(runtime: Any) -> None:
+    """Settings and cached secrets go between tests; the AWS clients (same endpoint) are kept: it saves time."""
+    from aws_lambda_powertools.utilities import parameters
+
+    runtime.settings.cache_clear()
+    parameters.clear_caches()

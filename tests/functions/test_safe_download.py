@@ -158,9 +158,10 @@ def test_host_errors_are_unavailable_not_rejected(cutouts, code):
 
 
 def test_slow_host_is_unavailable(cutouts):
-    cutouts.gateway.files["/out.png"] = Reply(200, cutout_png(), delay=2.5)
+    cutouts.gateway.files["/out.png"] = Reply(200, cutout_png(), delay=1.0)
+    quick = MediaPolicy(frozenset({cutouts.gateway.host}), 1 << 20, timeout_seconds=0.3, allow_http=True)
     with pytest.raises(MediaUnavailable):
-        fetch(cutouts, cutouts.gateway.base_url + "/out.png", policy(cutouts.gateway.host))
+        fetch(cutouts, cutouts.gateway.base_url + "/out.png", quick)
     assert cutouts.keys() == []
 
 
