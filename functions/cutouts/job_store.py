@@ -15,7 +15,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cutouts.constants import STATUS_INDEX_NAME, TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
+from cutouts.constants import (
+    CONTENT_INDEX_NAME,
+    CONTENT_INDEX_PARTITION_KEY,
+    STATUS_INDEX_NAME,
+    TABLE_PARTITION_KEY,
+    TABLE_TTL_ATTRIBUTE,
+)
 
 SUBMITTING = "SUBMITTING"  # claimed; the POST to the gateway is under way (lease_until bounds it)
 SUBMITTED = "SUBMITTED"  # the gateway accepted it (request_id known); waiting for the result
@@ -151,6 +157,35 @@ class JobStore:
         found = item.get("Item")
         return _deserialize(found["job_id"]) if found else None
 
+    def latest_record(self, bucket: str, key: str) -> tuple[str | None, str | None]:
+        """The key record: (job id, padded sequencer) of the newest version seen, or (None, None)."""
+        item = self._call("get_item", Key={TABLE_PARTITION_KEY: {"S": _key_pk(bucket, key)}}, ConsistentRead=True)
+        found = item.get("Item") or {}
+        job_id, sequencer = found.get("job_id"), found.get("sequencer")
+        return (_deserialize(job_id) if job_id else None, _deserialize(sequencer) if sequencer else None)
+
+    def completed_with_content(self, content_hash: str, limit: int = 25) -> Iterator[Job]:
+        """COMPLETED jobs whose source had these exact bytes (the by_content index; eventually consistent)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CONTENT_INDEX_NAME,
+            "KeyConditionExpression": "#h = :h",
+            "FilterExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#h": CONTENT_INDEX_PARTITION_KEY, "#s": "status"},
+            "ExpressionAttributeValues": {":h": {"S": content_hash}, ":s": {"S": COMPLETED}},
+        }
+        seen = 0
+        while seen < limit:
+            page = self._call_raw("query", **kwargs)
+            for item in page.get("Items", []):
+                seen += 1
+                yield _to_job(item)
+                if seen >= limit:
+                    return
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     # --- writes ----------------------------------------------------------------------------
 
     def record_latest(self, bucket: str, key: str, sequencer: str, job_id: str, now: float) -> bool:
@@ -178,6 +213,15 @@ class JobStore:
             created_at=now,
             condition="attribute_not_exists(#pk) OR #status = :c_retry",
             values={":c_retry": RETRY},
+        )
+
+    def record_content_hash(self, job_id: str, attempt: int, content_hash: str, now: float) -> bool:
+        """Note the source's SHA-256 on a claimed job, so later identical uploads can reuse its cutout."""
+        return self._conditional(
+            _job_pk(job_id),
+            {CONTENT_INDEX_PARTITION_KEY: content_hash, "updated_at": now},
+            condition="#status = :c_from AND #attempt = :c_attempt",
+            values={":c_from": SUBMITTING, ":c_attempt": attempt},
         )
 
     def mark_submitted(self, job_id: str, attempt: int, request_id: str, now: float) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cutouts import constants as c
+from cutouts.content_cache import SourceVanished, content_hash, reuse_cutout
 from cutouts.gateway import GatewayInDoubt, GatewayPermanentError, GatewayTransientError
 from cutouts.image_sniff import HEAD_BYTES, TAIL_BYTES, RejectedImage, sniff_image
 from cutouts.job_store import RETRY, Job
@@ -105,14 +106,22 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
         return SubmitOutcome("duplicate", job_id, "this object version is already being handled")
     job.status = "SUBMITTING"
 
+    digest = None
     try:
         _check_image(services, source, int(head.get("ContentLength", 0)))
+        if settings.dedup_enabled:
+            digest = content_hash(services.s3, source.bucket, source.key, source.version_id)
     except RejectedImage as exc:
         fail_job(job, services, now, reason=exc.reason, message=exc.message)
         return SubmitOutcome("failed", job_id, exc.reason)
-    except _SourceGone:
+    except (_SourceGone, SourceVanished):
         fail_job(job, services, now, reason="source-deleted", message="the object was deleted while in the queue")
         return SubmitOutcome("failed", job_id, "source-deleted")
+
+    if digest is not None:
+        cached = reuse_cutout(job, digest, services, now)
+        if cached is not None:
+            return SubmitOutcome(cached.result, job_id, cached.detail)
 
     return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=final_delivery)
 

@@ -1,0 +1,121 @@
+"""Content de-duplication: identical bytes share one gateway call.
+
+The S3 ETag is not a content hash (multipart uploads, SSE-KMS), so the submit function reads the
+source once more and records its SHA-256 on the job. A COMPLETED job with the same hash whose
+cutout is still the one it produced (the cutout's ``job-id`` metadata names it) lends that cutout:
+it is copied server-side to this job's output key, and the job ends COMPLETED ``from_cache``.
+
+Race, accepted on purpose: two identical images submitted within the same few seconds both find
+no completed twin and both go to the gateway. Closing that window would mean holding one upload
+back until the other finishes, which ties one job's fate to another's for the price of a rare
+duplicate call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from botocore.exceptions import ClientError
+
+from cutouts import constants as c
+from cutouts.job_store import SUPERSEDED, Job
+from cutouts.keys import failure_key_for, output_key_for
+from cutouts.reports import remove_failure_report
+from cutouts.services import Services
+
+HASH_CHUNK_BYTES = 1024 * 1024
+_GONE = ("404", "NoSuchKey", "NoSuchVersion")
+_CHANGED = ("PreconditionFailed", "412", "404", "NoSuchKey")
+
+
+class SourceVanished(Exception):
+    """The source version disappeared while it was being hashed."""
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    result: str  # cached | superseded | already-finished
+    detail: str
+
+
+def content_hash(s3: Any, bucket: str, key: str, version_id: str | None) -> str:
+    """SHA-256 of the object's bytes, streamed in 1 MiB chunks (sources are capped at 25 MB)."""
+    params = {"Bucket": bucket, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    try:
+        body = s3.get_object(**params)["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _GONE:
+            raise SourceVanished() from None
+        raise
+    digest = hashlib.sha256()
+    for chunk in body.iter_chunks(HASH_CHUNK_BYTES):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def reuse_cutout(job: Job, digest: str, services: Services, now: float) -> CacheResult | None:
+    """Finish a claimed (SUBMITTING) job from an identical source's cutout; None if there is none."""
+    store, settings = services.store, services.settings
+    store.record_content_hash(job.job_id, job.attempt, digest, now)
+    job.content_hash = digest
+    for twin in store.completed_with_content(digest):
+        if twin.job_id == job.job_id or not twin.output_key:
+            continue
+        etag = _cutout_etag(services.s3, twin)
+        if etag is None:
+            continue  # deleted, or overwritten by a newer version of the twin's key
+        latest = store.latest_job_for(job.bucket, job.key)
+        if latest is not None and latest != job.job_id:
+            store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+            return CacheResult("superseded", "a newer upload of this key was already seen")
+        output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
+        metadata = {
+            "source-key": quote(job.key, safe="/"),
+            "source-version": quote(job.version, safe=""),
+            "request-id": twin.request_id or "",
+            "job-id": job.job_id,
+            "cached-from": twin.job_id,
+        }
+        try:
+            services.s3.copy_object(
+                Bucket=job.bucket,
+                Key=output_key,
+                CopySource={"Bucket": twin.bucket, "Key": twin.output_key},
+                CopySourceIfMatch=etag,
+                MetadataDirective="REPLACE",
+                ContentType="image/png",
+                Metadata=metadata,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _CHANGED:
+                continue  # the twin's cutout changed between the check and the copy
+            raise
+        if not store.mark_completed(job, now, output_key, from_cache=True):
+            return CacheResult("already-finished", "the job ended while its cutout was being copied")
+        remove_failure_report(
+            services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
+        )
+        services.metrics.count(c.METRIC_GATEWAY_CALLS_SAVED)
+        services.metrics.count(c.METRIC_COMPLETED)
+        if job.created_at:
+            services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))
+        return CacheResult("cached", f"copied the cutout of job {twin.job_id}")
+    return None
+
+
+def _cutout_etag(s3: Any, twin: Job) -> str | None:
+    """The ETag of the twin's cutout if it is still the twin's own result."""
+    try:
+        head = s3.head_object(Bucket=twin.bucket, Key=twin.output_key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _GONE:
+            return None
+        raise
+    if head.get("Metadata", {}).get("job-id") != twin.job_id:
+        return None
+    return str(head["ETag"])
