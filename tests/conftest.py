@@ -5,9 +5,7 @@ Nothing here is autouse, so the infra and local-stack tests pay only for what th
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from cutouts_events import ACCOUNT, REGION, load_event, table_schema  # noqa: F401  (re-exported)

@@ -39,11 +39,19 @@ def table_schema() -> dict[str, Any]:
         ],
         "KeySchema": [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
-            {"IndexName": c.STATUS_INDEX_NAME, "Projection": {"ProjectionType": "ALL"},
-             "KeySchema": [{"AttributeName": c.STATUS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                           {"AttributeName": c.STATUS_INDEX_SORT_KEY, "KeyType": "RANGE"}]},
-            {"IndexName": "by_content", "Projection": {"ProjectionType": "ALL"},
-             "KeySchema": [{"AttributeName": "content_hash", "KeyType": "HASH"}]},
+            {
+                "IndexName": c.STATUS_INDEX_NAME,
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [
+                    {"AttributeName": c.STATUS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": c.STATUS_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+            },
+            {
+                "IndexName": "by_content",
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [{"AttributeName": "content_hash", "KeyType": "HASH"}],
+            },
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }

@@ -49,8 +49,10 @@ def evil():
 
 @pytest.fixture(scope="session")
 def clients(moto_server):
-    return {name: boto3.client(name, endpoint_url=moto_server, **CREDS)
-            for name in ("s3", "dynamodb", "sqs", "secretsmanager")}
+    return {
+        name: boto3.client(name, endpoint_url=moto_server, **CREDS)
+        for name in ("s3", "dynamodb", "sqs", "secretsmanager")
+    }
 
 
 @dataclass
@@ -81,12 +83,19 @@ class Cutouts:
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     # --- events ---
-    def notification(self, key: str, body: bytes | None = None, sequencer: str = "0055AED6DCD90281E5",
-                     raw_key: str | None = None) -> str:
+    def notification(
+        self, key: str, body: bytes | None = None, sequencer: str = "0055AED6DCD90281E5", raw_key: str | None = None
+    ) -> str:
         """Upload ``body`` (unless None) and return the S3 notification JSON for it."""
         info = self.put(key, body) if body is not None else {"etag": "0" * 32, "size": 1234, "version_id": None}
-        doc = s3_notification(self.bucket, raw_key or encode_key(key), etag=info["etag"], size=info["size"],
-                              sequencer=sequencer, version_id=info["version_id"])
+        doc = s3_notification(
+            self.bucket,
+            raw_key or encode_key(key),
+            etag=info["etag"],
+            size=info["size"],
+            sequencer=sequencer,
+            version_id=info["version_id"],
+        )
         return json.dumps(doc)
 
     def sqs_event(self, bodies: list[str], receive_count: int | None = None) -> dict[str, Any]:
@@ -119,8 +128,12 @@ def cutouts(moto_server, clients, gateway, evil, monkeypatch) -> Cutouts:
     sm.create_secret(Name=SIGNING_SECRET, SecretString=json.dumps({"current": SIGNING_KEY}))
 
     env = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": moto_server,
         "CUTOUTS_TABLE_NAME": TABLE,
         "CUTOUTS_GATEWAY_BASE_URL": gateway.base_url,
         "CUTOUTS_GATEWAY_KEY_SECRET": GATEWAY_KEY_SECRET,
@@ -141,8 +154,16 @@ def cutouts(moto_server, clients, gateway, evil, monkeypatch) -> Cutouts:
 
     _forget_settings(runtime)
     metrics.clear_metrics()
-    yield Cutouts(s3=s3, ddb=ddb, sqs=sqs, queue_url=queue_url, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}",
-                  dlq_url=dlq_url, gateway=gateway, evil=evil)
+    yield Cutouts(
+        s3=s3,
+        ddb=ddb,
+        sqs=sqs,
+        queue_url=queue_url,
+        queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}",
+        dlq_url=dlq_url,
+        gateway=gateway,
+        evil=evil,
+    )
     _forget_settings(runtime)
     metrics.clear_metrics()
 

@@ -17,9 +17,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import urllib3
-from PIL import Image
-
 from cutouts_events import load_event
+from PIL import Image
 
 MODEL_PATH = "/bria-rmbg-2-0-682/v1/bria-rmbg-2-0-request"
 STATUS_PATH = "/v2/requests/status/"
@@ -56,13 +55,18 @@ def new_request_id() -> str:
     return f"bria-rmbg-2-0-682_{uuid.uuid4()}"
 
 
-def status_doc(request_id: str, status: str, media_urls: list[str] | None = None,
-               error: str | None = None) -> dict[str, Any]:
+def status_doc(
+    request_id: str, status: str, media_urls: list[str] | None = None, error: str | None = None
+) -> dict[str, Any]:
     done = status in ("COMPLETED", "FAILED", "ERROR")
     return {
-        "request_id": request_id, "status": status, "model_id": "bria-rmbg-2-0-682", "error": error,
+        "request_id": request_id,
+        "status": status,
+        "model_id": "bria-rmbg-2-0-682",
+        "error": error,
         "output": {"media_url": media_urls, "media_type": "application/octet-stream"} if media_urls else None,
-        "created_at": "2026-03-31T10:00:00.000Z", "updated_at": "2026-03-31T10:00:15.000Z",
+        "created_at": "2026-03-31T10:00:00.000Z",
+        "updated_at": "2026-03-31T10:00:15.000Z",
         "completed_at": "2026-03-31T10:00:15.000Z" if done else None,
     }
 
@@ -143,11 +147,17 @@ class FakeGateway:
             request_id = new_request_id()
             with self.lock:
                 self.accepted.append(request_id)
-            return Reply(202, {"request_id": request_id, "status": "QUEUED",
-                               "polling_url": f"https://gateway.pixazo.ai{STATUS_PATH}{request_id}"},
-                         delay=self.submit_delay)
+            return Reply(
+                202,
+                {
+                    "request_id": request_id,
+                    "status": "QUEUED",
+                    "polling_url": f"https://gateway.pixazo.ai{STATUS_PATH}{request_id}",
+                },
+                delay=self.submit_delay,
+            )
         if seen.method == "GET" and path.startswith(STATUS_PATH):
-            request_id = path[len(STATUS_PATH):]
+            request_id = path[len(STATUS_PATH) :]
             return self.statuses.get(request_id, Reply(404, {"error": "Not Found", "message": "unknown request"}))
         if path in self.files:
             return self.files[path]
@@ -175,6 +185,7 @@ class FakeGateway:
 
 # --- images ---------------------------------------------------------------------------------------
 
+
 def image_bytes(fmt: str, size: tuple[int, int] = (32, 24), mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
     Image.new(mode, size, (200, 30, 40) if mode == "RGB" else (200, 30, 40, 128)).save(buf, fmt)
@@ -187,8 +198,10 @@ def cutout_png(size: tuple[int, int] = (16, 16)) -> bytes:
 
 # --- events ---------------------------------------------------------------------------------------
 
-def s3_notification(bucket: str, raw_key: str, *, etag: str | None, size: int, sequencer: str,
-                    version_id: str | None = None) -> dict[str, Any]:
+
+def s3_notification(
+    bucket: str, raw_key: str, *, etag: str | None, size: int, sequencer: str, version_id: str | None = None
+) -> dict[str, Any]:
     """The S3 notification document from the canonical event, pointed at one object."""
     doc = json.loads(load_event("sqs_s3_object_created")["Records"][0]["body"])
     record = doc["Records"][0]
@@ -210,15 +223,17 @@ def encode_key(key: str) -> str:
     return quote(key, safe="/").replace("%20", "+")
 
 
-def sqs_event(sqs: Any, queue_url: str, queue_arn: str, bodies: list[str],
-              receive_count: int | None = None) -> dict[str, Any]:
+def sqs_event(
+    sqs: Any, queue_url: str, queue_arn: str, bodies: list[str], receive_count: int | None = None
+) -> dict[str, Any]:
     """Put the bodies on the real (moto) queue, receive them, and wrap them like Lambda's SQS event."""
     for body in bodies:
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
     messages: list[dict[str, Any]] = []
     while len(messages) < len(bodies):
-        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
-                                  WaitTimeSeconds=0).get("Messages", [])
+        got = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
+        ).get("Messages", [])
         if not got:
             break
         messages += got
@@ -228,10 +243,18 @@ def sqs_event(sqs: Any, queue_url: str, queue_arn: str, bodies: list[str],
     for body in bodies:
         message = by_body[body]
         record = json.loads(json.dumps(template))
-        record.update({"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-                       "body": body, "md5OfBody": message["MD5OfBody"], "eventSourceARN": queue_arn})
+        record.update(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": body,
+                "md5OfBody": message["MD5OfBody"],
+                "eventSourceARN": queue_arn,
+            }
+        )
         record["attributes"]["ApproximateReceiveCount"] = str(
-            receive_count or message["Attributes"].get("ApproximateReceiveCount", "1"))
+            receive_count or message["Attributes"].get("ApproximateReceiveCount", "1")
+        )
         records.append(record)
     return {"Records": records}
 
@@ -254,6 +277,7 @@ def callback_event(job_id: str, *, attempt: str | None, token: str | None, body:
 
 
 # --- a job the gateway accepted ----------------------------------------------------------------
+
 
 def submitted(cutouts: Any, key: str = "uploads/pets/cat.jpg", now: float | None = None) -> tuple[Any, str, str]:
     """An upload the gateway accepted: (job, attempt, token) as the gateway would call back."""

@@ -45,8 +45,9 @@ def test_token_for_another_job_or_attempt_is_rejected():
 
 def test_previous_key_is_accepted_during_rotation_and_new_tokens_use_current():
     old = signer(PREVIOUS)
-    rotated = signer(*[k.decode() for k in signing_keys_from_secret(json.dumps(
-        {"current": CURRENT, "previous": PREVIOUS}))])
+    rotated = signer(
+        *[k.decode() for k in signing_keys_from_secret(json.dumps({"current": CURRENT, "previous": PREVIOUS}))]
+    )
     assert rotated.verify(JOB, 1, old.token(JOB, 1))
     assert rotated.token(JOB, 1) == signer(CURRENT).token(JOB, 1)
 

@@ -46,12 +46,21 @@ def test_submission_sends_the_reference_headers_and_body(client, gateway):
 @pytest.mark.parametrize(
     ("code", "body", "reason"),
     [
-        (400, {"error": "Model not found", "message": "Model 'bria-rmbg-2-0-682' not found or is disabled"},
-         "gateway-bad-request"),
-        (401, {"error": "Unauthorized", "message": "Access denied due to invalid subscription key."},
-         "gateway-unauthorized"),
-        (402, {"error": "Insufficient Balance", "message": "Your wallet does not have enough balance."},
-         "gateway-insufficient-balance"),
+        (
+            400,
+            {"error": "Model not found", "message": "Model 'bria-rmbg-2-0-682' not found or is disabled"},
+            "gateway-bad-request",
+        ),
+        (
+            401,
+            {"error": "Unauthorized", "message": "Access denied due to invalid subscription key."},
+            "gateway-unauthorized",
+        ),
+        (
+            402,
+            {"error": "Insufficient Balance", "message": "Your wallet does not have enough balance."},
+            "gateway-insufficient-balance",
+        ),
         (403, {"error": "Forbidden", "message": "no access"}, "gateway-forbidden"),
         (404, {"error": "Not Found", "message": "Resource not found"}, "gateway-not-found"),
     ],
@@ -127,8 +136,14 @@ def test_status_error_is_parsed(client, gateway):
     assert (status.status, status.error, status.media_urls) == ("ERROR", "Description of the error", ())
 
 
-@pytest.mark.parametrize("body", [b"not json", json.dumps({"status": "COMPLETED"}).encode(),
-                                  json.dumps({"request_id": "x", "status": "DONE"}).encode()])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        json.dumps({"status": "COMPLETED"}).encode(),
+        json.dumps({"request_id": "x", "status": "DONE"}).encode(),
+    ],
+)
 def test_unusable_status_answer_is_transient(client, gateway, body):
     rid = new_request_id()
     gateway.statuses[rid] = Reply(200, body)

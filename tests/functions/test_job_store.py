@@ -151,12 +151,24 @@ def test_list_by_status_returns_only_old_enough_jobs_of_that_status_oldest_first
 
 
 def test_list_by_status_pages_through_more_than_one_query_page(store, cutouts):
-    items = [{"PutRequest": {"Item": {"pk": {"S": f"job#{n:032x}"}, "job_id": {"S": f"{n:032x}"},
-                                      "bucket": {"S": "b"}, "key": {"S": f"uploads/{n}.jpg"}, "version": {"S": "e"},
-                                      "status": {"S": SUBMITTING}, "updated_at": {"N": str(NOW - n)}}}}
-             for n in range(1, 131)]
+    items = [
+        {
+            "PutRequest": {
+                "Item": {
+                    "pk": {"S": f"job#{n:032x}"},
+                    "job_id": {"S": f"{n:032x}"},
+                    "bucket": {"S": "b"},
+                    "key": {"S": f"uploads/{n}.jpg"},
+                    "version": {"S": "e"},
+                    "status": {"S": SUBMITTING},
+                    "updated_at": {"N": str(NOW - n)},
+                }
+            }
+        }
+        for n in range(1, 131)
+    ]
     for i in range(0, len(items), 25):
-        cutouts.ddb.batch_write_item(RequestItems={cutouts.table: items[i:i + 25]})
+        cutouts.ddb.batch_write_item(RequestItems={cutouts.table: items[i : i + 25]})
     assert len(list(store.list_by_status(SUBMITTING, NOW, limit=500))) == 130
 
 

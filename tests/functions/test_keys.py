@@ -38,8 +38,11 @@ def test_job_id_is_deterministic_and_depends_on_bucket_key_and_version():
     base = job_id_for("b", "uploads/cat.jpg", "v1")
     assert base == job_id_for("b", "uploads/cat.jpg", "v1")
     assert len(base) == 32 and all(ch in "0123456789abcdef" for ch in base)
-    others = {job_id_for("b2", "uploads/cat.jpg", "v1"), job_id_for("b", "uploads/cat.jpeg", "v1"),
-              job_id_for("b", "uploads/cat.jpg", "v2")}
+    others = {
+        job_id_for("b2", "uploads/cat.jpg", "v1"),
+        job_id_for("b", "uploads/cat.jpeg", "v1"),
+        job_id_for("b", "uploads/cat.jpg", "v2"),
+    }
     assert base not in others and len(others) == 3
 
 

@@ -109,7 +109,8 @@ def test_dead_lettered_upload_gets_a_report(reconcile, cutouts, lambda_context):
 
 
 def test_dead_letter_sweep_ignores_test_events_and_garbage(reconcile, cutouts, lambda_context):
-    cutouts.sqs.send_message(QueueUrl=cutouts.dlq_url, MessageBody=load_event("sqs_s3_test_event")["Records"][0]["body"])
+    test_event = load_event("sqs_s3_test_event")["Records"][0]["body"]
+    cutouts.sqs.send_message(QueueUrl=cutouts.dlq_url, MessageBody=test_event)
     cutouts.sqs.send_message(QueueUrl=cutouts.dlq_url, MessageBody="not json")
     counts = reconcile(lambda_context)
     assert counts.get("dead-lettered", 0) == 0 and cutouts.keys("failed/") == []

@@ -43,8 +43,9 @@ def test_host_not_allow_listed_is_refused_without_contact(cutouts):
     assert cutouts.evil.count() == 0 and cutouts.keys() == []
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "10.0.0.7", "127.0.0.1", "192.168.1.2", "::1",
-                                     "fd00::1", "100.64.0.1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "address", ["169.254.169.254", "10.0.0.7", "127.0.0.1", "192.168.1.2", "::1", "fd00::1", "100.64.0.1", "0.0.0.0"]
+)
 def test_allow_listed_name_resolving_to_a_private_address_is_refused(address):
     # Given an allow-listed host name whose DNS answer is not public
     def resolve(host, port):
@@ -72,15 +73,23 @@ def test_loopback_name_is_refused_in_production_and_allowed_only_when_listed_loc
 
 def test_any_private_address_among_several_answers_is_refused():
     with pytest.raises(MediaRejected):
-        vet_url("https://media.example.com/x.png", policy("media.example.com"),
-                lambda h, p: ["93.184.216.34", "169.254.169.254"])
+        vet_url(
+            "https://media.example.com/x.png",
+            policy("media.example.com"),
+            lambda h, p: ["93.184.216.34", "169.254.169.254"],
+        )
 
 
 def test_public_answer_is_connected_to_the_vetted_address():
-    target = vet_url("https://media.example.com/v1/x.png?a=1", policy("media.example.com"),
-                     lambda h, p: ["93.184.216.34"])
-    assert (target.address, target.port, target.host, target.path) == ("93.184.216.34", 443, "media.example.com",
-                                                                       "/v1/x.png?a=1")
+    target = vet_url(
+        "https://media.example.com/v1/x.png?a=1", policy("media.example.com"), lambda h, p: ["93.184.216.34"]
+    )
+    assert (target.address, target.port, target.host, target.path) == (
+        "93.184.216.34",
+        443,
+        "media.example.com",
+        "/v1/x.png?a=1",
+    )
 
 
 def test_ip_literal_is_allowed_only_when_exactly_allow_listed(cutouts):
@@ -106,8 +115,9 @@ def test_redirect_to_a_host_not_allow_listed_is_refused_and_never_contacted(cuto
     assert cutouts.evil.count() == 0 and cutouts.keys() == []
 
 
-@pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd",
-                                      "http://user:pw@127.0.0.1/x.png"])
+@pytest.mark.parametrize(
+    "location", ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd", "http://user:pw@127.0.0.1/x.png"]
+)
 def test_redirect_to_metadata_or_odd_schemes_is_refused(cutouts, location):
     cutouts.gateway.files["/out.png"] = Reply(301, b"", {"Location": location})
     with pytest.raises(MediaRejected):

@@ -67,11 +67,14 @@ def test_canonical_encoded_key_is_decoded_presigned_and_submitted(submit, cutout
     assert (job.status, job.request_id, job.key, job.attempt) == ("SUBMITTED", cutouts.gateway.accepted[0], key, 1)
 
 
-@pytest.mark.parametrize("key", [
-    "uploads/a/b/c/d/e/f/g/deep folder/cat 1.png",
-    "uploads/100% real+fake=✓.webp",
-    "uploads/日本語/猫 ねこ.jpg",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "uploads/a/b/c/d/e/f/g/deep folder/cat 1.png",
+        "uploads/100% real+fake=✓.webp",
+        "uploads/日本語/猫 ねこ.jpg",
+    ],
+)
 def test_keys_with_spaces_plus_percent_unicode_and_deep_folders_are_submitted(submit, cutouts, lambda_context, key):
     cutouts.gateway.fetch_image_url = True
     data = image_bytes({"png": "PNG", "webp": "WEBP", "jpg": "JPEG"}[key.rsplit(".", 1)[1]])
@@ -80,13 +83,16 @@ def test_keys_with_spaces_plus_percent_unicode_and_deep_folders_are_submitted(su
     assert job_for(cutouts, key).status == "SUBMITTED"
 
 
-@pytest.mark.parametrize(("name", "data", "reason"), [
-    ("empty.jpg", b"", "empty-file"),
-    ("notes.jpg", b"just some text, not a photo\n" * 10, "unsupported-type"),
-    ("scan.jpg", b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n%%EOF\n", "unsupported-type"),
-    ("cut.jpg", JPEG[: len(JPEG) // 2], "truncated-image"),
-    ("cut.png", image_bytes("PNG", (64, 64))[:-30], "truncated-image"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.jpg", b"", "empty-file"),
+        ("notes.jpg", b"just some text, not a photo\n" * 10, "unsupported-type"),
+        ("scan.jpg", b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n%%EOF\n", "unsupported-type"),
+        ("cut.jpg", JPEG[: len(JPEG) // 2], "truncated-image"),
+        ("cut.png", image_bytes("PNG", (64, 64))[:-30], "truncated-image"),
+    ],
+)
 def test_bad_input_gets_a_failure_report_and_no_gateway_call(submit, cutouts, lambda_context, name, data, reason):
     # Given a bad upload
     key = f"uploads/bad/{name}"
@@ -163,12 +169,17 @@ def test_429_fails_only_that_record_and_delays_it_at_least_retry_after(submit, c
         Reply(202, {"request_id": new_request_id(), "status": "QUEUED"}),
         Reply(429, {"error": "Too Many Requests"}, {"Retry-After": "120"}),
     ]
-    event = cutouts.sqs_event([cutouts.notification("uploads/a.jpg", JPEG),
-                               cutouts.notification("uploads/b.jpg", image_bytes("JPEG", (9, 9)))])
+    event = cutouts.sqs_event(
+        [
+            cutouts.notification("uploads/a.jpg", JPEG),
+            cutouts.notification("uploads/b.jpg", image_bytes("JPEG", (9, 9))),
+        ]
+    )
     calls = []
     sqs = cutouts.services().sqs
-    sqs.meta.events.register("provide-client-params.sqs.ChangeMessageVisibility",
-                             lambda params, **kw: calls.append(dict(params)))
+    sqs.meta.events.register(
+        "provide-client-params.sqs.ChangeMessageVisibility", lambda params, **kw: calls.append(dict(params))
+    )
     try:
         # When the batch is processed
         result = run(submit, event, lambda_context)
@@ -193,14 +204,19 @@ def test_retry_after_429_submits_on_redelivery(submit, cutouts, lambda_context):
     assert job_for(cutouts, "uploads/again.jpg").status == "SUBMITTED"
 
 
-@pytest.mark.parametrize(("code", "reason", "metric"), [
-    (402, "gateway-insufficient-balance", "GatewayInsufficientBalance"),
-    (401, "gateway-unauthorized", "GatewayAuthErrors"),
-])
-def test_balance_and_auth_errors_end_the_job_with_a_report_and_a_metric(submit, cutouts, lambda_context, capsys,
-                                                                        code, reason, metric):
-    cutouts.gateway.submit_replies.append(Reply(code, {"error": "Insufficient Balance" if code == 402 else
-                                                       "Unauthorized", "message": "nope"}))
+@pytest.mark.parametrize(
+    ("code", "reason", "metric"),
+    [
+        (402, "gateway-insufficient-balance", "GatewayInsufficientBalance"),
+        (401, "gateway-unauthorized", "GatewayAuthErrors"),
+    ],
+)
+def test_balance_and_auth_errors_end_the_job_with_a_report_and_a_metric(
+    submit, cutouts, lambda_context, capsys, code, reason, metric
+):
+    cutouts.gateway.submit_replies.append(
+        Reply(code, {"error": "Insufficient Balance" if code == 402 else "Unauthorized", "message": "nope"})
+    )
     result = run(submit, cutouts.sqs_event([cutouts.notification("uploads/pay.jpg", JPEG)]), lambda_context)
     assert result == {"batchItemFailures": []}
     job = job_for(cutouts, "uploads/pay.jpg")
@@ -290,8 +306,12 @@ def test_crash_between_202_and_the_job_write_never_pays_twice(submit, cutouts, l
     from cutouts_testkit import callback_event, status_doc
 
     query = parse_qs(urlsplit(post.headers["X-Webhook-URL"]).query)
-    event = callback_event(job.job_id, attempt=query["attempt"][0], token=query["token"][0],
-                           body=json.dumps(status_doc(request_id, "COMPLETED", ["https://x/y.png"])))
+    event = callback_event(
+        job.job_id,
+        attempt=query["attempt"][0],
+        token=query["token"][0],
+        body=json.dumps(status_doc(request_id, "COMPLETED", ["https://x/y.png"])),
+    )
     reply = webhook.handler(event, lambda_context)
     # Then the job adopts the request and completes
     assert reply["statusCode"] == 200

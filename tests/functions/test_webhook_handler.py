@@ -1,10 +1,9 @@
 """The webhook function through real HTTP API payload v2 events."""
 
 import json
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cutouts_testkit import submitted, callback_event, cutout_png, image_bytes, new_request_id, status_doc
+from cutouts_testkit import callback_event, cutout_png, new_request_id, status_doc, submitted
 
 
 @pytest.fixture
@@ -70,8 +69,10 @@ def test_callback_for_an_earlier_attempt_is_409(webhook, cutouts, lambda_context
     job, _, _ = submitted(cutouts)
     token = cutouts.services().signer.token(job.job_id, 2)
     before = snapshot(cutouts)
-    assert call(webhook, lambda_context, job.job_id, attempt="2", token=token,
-                body=completed_body(job.request_id))[0] == 409
+    assert (
+        call(webhook, lambda_context, job.job_id, attempt="2", token=token, body=completed_body(job.request_id))[0]
+        == 409
+    )
     assert snapshot(cutouts) == before
 
 
@@ -83,16 +84,19 @@ def test_unknown_job_is_404_and_changes_nothing(webhook, cutouts, lambda_context
     assert snapshot(cutouts) == before
 
 
-@pytest.mark.parametrize("body", [
-    "{not json",
-    "",
-    None,
-    json.dumps({"status": "COMPLETED"}),
-    json.dumps({"request_id": "RID"}),
-    json.dumps({"request_id": "RID", "status": "DONE"}),
-    json.dumps(["RID", "COMPLETED"]),
-    "x" * 70_000,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{not json",
+        "",
+        None,
+        json.dumps({"status": "COMPLETED"}),
+        json.dumps({"request_id": "RID"}),
+        json.dumps({"request_id": "RID", "status": "DONE"}),
+        json.dumps(["RID", "COMPLETED"]),
+        "x" * 70_000,
+    ],
+)
 def test_malformed_body_is_400_and_changes_nothing(webhook, cutouts, lambda_context, body):
     job, attempt, token = submitted(cutouts)
     cutouts.gateway.complete(job.request_id, cutout_png())
@@ -126,7 +130,7 @@ def test_confirmed_completion_writes_the_cutout_and_removes_a_stale_report(webho
     assert obj["Metadata"]["request-id"] == job.request_id
     done = cutouts.services().store.get(job.job_id)
     assert (done.status, done.output_key) == ("COMPLETED", "cutouts/pets/cat.jpg.png")
-    assert "failed/pets/cat.jpg.json" not in cutouts.keys()
+    assert "failed/pets/cat.jpg.json" not in cutouts.keys("failed/")
     # the gateway was asked for the status with our key
     assert any(r.path.endswith(job.request_id) and r.method == "GET" for r in cutouts.gateway.requests)
 
@@ -152,13 +156,15 @@ def test_media_url_in_the_body_is_ignored_for_the_status_endpoints(webhook, cuto
     assert cutouts.s3.get_object(Bucket=cutouts.bucket, Key="cutouts/pets/cat.jpg.png")["Body"].read() == png
 
 
-def test_completed_with_a_media_url_off_the_allow_list_fails_the_job_and_fetches_nothing(webhook, cutouts,
-                                                                                        lambda_context):
+def test_completed_with_a_media_url_off_the_allow_list_fails_the_job_and_fetches_nothing(
+    webhook, cutouts, lambda_context
+):
     job, attempt, token = submitted(cutouts)
     from cutouts_testkit import Reply
 
-    cutouts.gateway.statuses[job.request_id] = Reply(200, status_doc(job.request_id, "COMPLETED",
-                                                                     [cutouts.evil.base_url + "/x.png"]))
+    cutouts.gateway.statuses[job.request_id] = Reply(
+        200, status_doc(job.request_id, "COMPLETED", [cutouts.evil.base_url + "/x.png"])
+    )
     assert call(webhook, lambda_context, job.job_id, token=token, body=completed_body(job.request_id))[0] == 200
     assert cutouts.evil.count() == 0 and cutouts.keys("cutouts/") == []
     assert cutouts.report("failed/pets/cat.jpg.json")["reason"] == "bad-output"
@@ -179,8 +185,11 @@ def test_failed_status_writes_a_report(webhook, cutouts, lambda_context):
     body = json.dumps(status_doc(job.request_id, "FAILED", error="could not segment"))
     assert call(webhook, lambda_context, job.job_id, token=token, body=body)[0] == 200
     report = cutouts.report("failed/pets/cat.jpg.json")
-    assert (report["reason"], report["gateway_status"], report["gateway_error"]) == ("model-failed", "FAILED",
-                                                                                     "could not segment")
+    assert (report["reason"], report["gateway_status"], report["gateway_error"]) == (
+        "model-failed",
+        "FAILED",
+        "could not segment",
+    )
     assert report["request_id"] == job.request_id
     assert cutouts.services().store.get(job.job_id).status == "FAILED"
 
