@@ -1,0 +1,95 @@
+"""Where the pipeline lives: from a CloudFormation stack's outputs, or named flag by flag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cutouts import constants as c
+from cutouts.job_store import JobStore
+
+
+class TargetError(ValueError):
+    """The stack or the flags do not name a usable pipeline."""
+
+
+@dataclass(frozen=True)
+class Target:
+    bucket: str
+    queue_url: str
+    dlq_url: str
+    table: str
+    input_prefix: str = c.DEFAULT_INPUT_PREFIX
+    output_prefix: str = c.DEFAULT_OUTPUT_PREFIX
+    failure_prefix: str = c.DEFAULT_FAILURE_PREFIX
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+@dataclass
+class Clients:
+    s3: Any
+    sqs: Any
+    dynamodb: Any
+    table: str
+
+    def store(self) -> JobStore:
+        return JobStore(self.dynamodb, self.table)
+
+
+def make_clients(target: Target, session: Any = None) -> Clients:
+    import boto3
+
+    session = session or boto3.session.Session(region_name=target.region)
+
+    def client(name: str) -> Any:
+        return session.client(name, region_name=target.region, endpoint_url=target.endpoint_url)
+
+    return Clients(client("s3"), client("sqs"), client("dynamodb"), target.table)
+
+
+def _prefix_of(location: str, bucket: str) -> str:
+    """``s3://bucket/uploads/`` -> ``uploads/``."""
+    head = f"s3://{bucket}/"
+    if not location.startswith(head):
+        raise TargetError(f"stack output {location!r} is not under s3://{bucket}/")
+    return location[len(head) :]
+
+
+def target_from_stack(
+    stack_name: str, region: str | None = None, endpoint_url: str | None = None, cloudformation: Any = None
+) -> Target:
+    """Read the bucket, queues, table and prefixes from the deployed stack's outputs."""
+    if cloudformation is None:
+        import boto3
+
+        cloudformation = boto3.client("cloudformation", region_name=region, endpoint_url=endpoint_url)
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        raise TargetError(f"cannot read stack {stack_name!r}: {exc.response.get('Error', {}).get('Message')}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    needed = (c.OUTPUT_BUCKET_NAME, c.OUTPUT_QUEUE_URL, c.OUTPUT_DLQ_URL, c.OUTPUT_TABLE_NAME)
+    missing = [name for name in needed if name not in outputs]
+    if missing:
+        raise TargetError(f"stack {stack_name!r} has no output {', '.join(missing)}: is it a Cutouts stack?")
+    bucket = outputs[c.OUTPUT_BUCKET_NAME]
+    prefixes = {
+        name: _prefix_of(outputs[key], bucket) if key in outputs else default
+        for name, key, default in (
+            ("input_prefix", c.OUTPUT_INPUT_LOCATION, c.DEFAULT_INPUT_PREFIX),
+            ("output_prefix", c.OUTPUT_OUTPUT_LOCATION, c.DEFAULT_OUTPUT_PREFIX),
+            ("failure_prefix", c.OUTPUT_FAILURE_LOCATION, c.DEFAULT_FAILURE_PREFIX),
+        )
+    }
+    return Target(
+        bucket=bucket,
+        queue_url=outputs[c.OUTPUT_QUEUE_URL],
+        dlq_url=outputs[c.OUTPUT_DLQ_URL],
+        table=outputs[c.OUTPUT_TABLE_NAME],
+        region=region,
+        endpoint_url=endpoint_url,
+        **prefixes,
+    )
