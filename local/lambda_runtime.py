@@ -46,6 +46,43 @@ class LocalContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._start)) * 1000))
 
 
+class ExecutionEnvironments:
+    """Warm Lambda environments of one function: each runs one invocation at a time.
+
+    A handler module keeps per-invocation state in module globals (the batch processor, the
+    HTTP resolver's current event), which is safe in Lambda because an environment never runs
+    two invocations at once. Locally we keep the same promise: ``size`` independent copies of
+    the handler module, each lent to one invocation at a time.
+    """
+
+    def __init__(self, module_name: str, size: int) -> None:
+        import importlib
+        import importlib.util
+        import queue
+
+        base = importlib.import_module(module_name)
+        self.module = base
+        self._free: queue.Queue[Any] = queue.Queue()
+        self._free.put(base)
+        for i in range(1, size):
+            spec = importlib.util.spec_from_file_location(f"{module_name}__env{i}", base.__file__)
+            assert spec is not None and spec.loader is not None
+            copy = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(copy)
+            self._free.put(copy)
+
+    def handler(self, event: dict[str, Any], context: Any) -> Any:
+        """Invoke like Lambda: in whichever environment is free."""
+        return self.invoke(event, context)
+
+    def invoke(self, event: dict[str, Any], context: Any) -> Any:
+        module = self._free.get()
+        try:
+            return module.handler(event, context)
+        finally:
+            self._free.put(module)
+
+
 class SqsEventSource:
     """Lambda's SQS event source mapping: long-poll, batch, invoke, delete what succeeded."""
 

@@ -6,7 +6,6 @@ environment, as they do in Lambda.
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +19,7 @@ from cutouts import keys
 
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
 from local.gateway_emulator import FaultConfig, GatewayEmulator
-from local.lambda_runtime import HttpApi, Schedule, SqsEventSource
+from local.lambda_runtime import ExecutionEnvironments, HttpApi, Schedule, SqsEventSource
 
 DEFAULT_API_KEY = "local-test-key"  # the emulator's key; not a secret
 
@@ -44,6 +43,7 @@ class LocalOptions:
     visibility_timeout: int = 8
     retry_base_seconds: int = 1
     pollers: int = 2
+    webhook_environments: int = 4
     emulator_workers: int = 4
     http_timeout_seconds: float = 5.0
     max_image_bytes: int = c.DEFAULT_MAX_IMAGE_BYTES
@@ -108,10 +108,10 @@ class LocalPipeline:
             sqs,
             self.resources.queue_url,
             self.resources.queue_arn,
-            self.handlers["submit"].handler,
+            self.handlers["submit"].invoke,
             concurrency=opts.pollers,
         )
-        schedule = Schedule(self.handlers["reconcile"].handler, opts.reconcile_every)
+        schedule = Schedule(self.handlers["reconcile"].invoke, opts.reconcile_every)
         poller.start()
         schedule.start()
         self._parts += [poller, schedule]
@@ -133,7 +133,7 @@ class LocalPipeline:
         self.stop()
 
     def _invoke_webhook(self, event: dict[str, Any], context: Any) -> Any:
-        return self.handlers["webhook"].handler(event, context)
+        return self.handlers["webhook"].invoke(event, context)
 
     def _configure_functions(self, gateway_base: str, model_path: str) -> None:
         opts, res = self.options, self.resources
@@ -172,13 +172,13 @@ class LocalPipeline:
         from cutouts import runtime
 
         runtime.reset()
+        sizes = {"submit": opts.pollers, "webhook": opts.webhook_environments, "reconcile": 1}
         for name, path in (
             ("submit", c.SUBMIT_HANDLER),
             ("webhook", c.WEBHOOK_HANDLER),
             ("reconcile", c.RECONCILE_HANDLER),
         ):
-            module = importlib.import_module(path.rsplit(".", 1)[0])
-            self.handlers[name] = module
+            self.handlers[name] = ExecutionEnvironments(path.rsplit(".", 1)[0], sizes[name])
         from cutouts.observability import logger
 
         logger.setLevel(opts.log_level)
