@@ -79,7 +79,7 @@ class GatewayPermanentError(GatewayError):
     """A 4xx the same request will always get: end the job and tell the user what to do."""
 
     def __init__(
-        self, message: str, http_status: int, reason: str, what_to_do: str, gateway_error: str | None = None
+        self, message: str, http_status: int | None, reason: str, what_to_do: str, gateway_error: str | None = None
     ) -> None:
         super().__init__(message, http_status, gateway_error)
         self.reason = reason
@@ -176,10 +176,27 @@ class GatewayClient:
         self._timeout = urllib3.Timeout(connect=min(3.0, timeout_seconds), read=timeout_seconds)
 
     def _headers(self) -> dict[str, str]:
+        try:
+            key = self._api_key()
+        except Exception as exc:  # the secret is unreadable or still empty: a configuration error
+            raise GatewayPermanentError(
+                f"the gateway key could not be read ({type(exc).__name__})",
+                None,
+                "gateway-key-missing",
+                "Put your gateway API key into the gateway key secret (stack output GatewayKeySecretArn), "
+                "then retry the failed jobs.",
+            ) from None
+        if not key:
+            raise GatewayPermanentError(
+                "the gateway key secret is empty",
+                None,
+                "gateway-key-missing",
+                "Put your gateway API key into the gateway key secret, then retry.",
+            )
         return {
             "Content-Type": "application/json",
             "Cache-Control": "no-cache",
-            "Ocp-Apim-Subscription-Key": self._api_key(),
+            "Ocp-Apim-Subscription-Key": key,
         }
 
     def submit(self, image_url: str, webhook_url: str) -> Submission:

@@ -63,8 +63,10 @@ def fail_new_job(job: Job, services: Services, now: float, *, reason: str, messa
     return fail_job(job, services, now, reason=reason, message=message)
 
 
+# Failure reasons the stack alarms on: nothing will succeed until a person acts.
 GATEWAY_ALARM_METRICS = {
-    401: c.METRIC_GATEWAY_AUTH_ERRORS,
-    403: c.METRIC_GATEWAY_AUTH_ERRORS,
-    402: c.METRIC_GATEWAY_BALANCE_ERRORS,
+    "gateway-unauthorized": c.METRIC_GATEWAY_AUTH_ERRORS,
+    "gateway-forbidden": c.METRIC_GATEWAY_AUTH_ERRORS,
+    "gateway-key-missing": c.METRIC_GATEWAY_AUTH_ERRORS,
+    "gateway-insufficient-balance": c.METRIC_GATEWAY_BALANCE_ERRORS,
 }

@@ -136,8 +136,8 @@ def send_to_gateway(
     try:
         submission = services.gateway.submit(image_url, webhook_url)
     except GatewayPermanentError as exc:
-        if exc.http_status in GATEWAY_ALARM_METRICS:
-            services.metrics.count(GATEWAY_ALARM_METRICS[exc.http_status])
+        if exc.reason in GATEWAY_ALARM_METRICS:
+            services.metrics.count(GATEWAY_ALARM_METRICS[exc.reason])
         fail_job(
             job,
             services,

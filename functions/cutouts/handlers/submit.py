@@ -37,6 +37,8 @@ def record_handler(record: SQSRecord) -> None:
     try:
         body = json.loads(record.body)
     except ValueError:
+        body = None
+    if not isinstance(body, dict):
         logger.error("queue message is not an S3 notification; dropped", message_id=record.message_id)
         return
     if body.get("Event") == "s3:TestEvent":
