@@ -60,3 +60,24 @@ def test_token_from_a_different_key_is_rejected():
 def test_malformed_signing_secret_fails_loudly(secret):
     with pytest.raises(SigningKeyError):
         signing_keys_from_secret(secret)
+
+
+def test_verification_compares_in_constant_time_against_every_key(monkeypatch):
+    # Given a signer with a current and a previous key, and a spy on the comparison
+    import cutouts.callback_token as module
+
+    calls: list[tuple[bytes, bytes]] = []
+    real = module.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(module.hmac, "compare_digest", spy)
+    signer = module.CallbackSigner([b"c" * 40, b"p" * 40])
+    good = signer.token("job", 1)
+    # When a right token and a wrong one are verified
+    assert signer.verify("job", 1, good) is True
+    assert signer.verify("job", 1, good[:-3] + "xyz") is False
+    # Then both went through hmac.compare_digest against every key, without stopping at the first match
+    assert len(calls) == 4
