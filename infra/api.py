@@ -12,8 +12,8 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from cutouts import constants as c
 
+from cutouts import constants as c
 from infra.config import StackConfig
 from infra.functions import log_retention
 

@@ -10,8 +10,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from cutouts import constants as c
 
+from cutouts import constants as c
 from infra.config import StackConfig
 from infra.nag import SERVERLESS_LAMBDA_DLQ_REASON
 

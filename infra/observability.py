@@ -15,8 +15,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from cutouts import constants as c
 
+from cutouts import constants as c
 from infra.config import StackConfig
 
 PERIOD = Duration.minutes(5)

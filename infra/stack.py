@@ -10,8 +10,8 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-from cutouts import constants as c
 
+from cutouts import constants as c
 from infra import nag
 from infra.api import CallbackApi
 from infra.config import StackConfig

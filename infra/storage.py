@@ -8,8 +8,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from cutouts import constants as c
 
+from cutouts import constants as c
 from infra.config import StackConfig
 
 _ATTRIBUTE_TYPES = {

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from cutouts import constants as c
 from moto.server import ThreadedMotoServer
+
+from cutouts import constants as c
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
 

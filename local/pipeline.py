@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 from cutouts import constants as c
 from cutouts import keys
-
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
 from local.gateway_emulator import FaultConfig, GatewayEmulator
 from local.lambda_runtime import ExecutionEnvironments, HttpApi, Schedule, SqsEventSource

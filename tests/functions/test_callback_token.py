@@ -2,6 +2,7 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from cutouts.callback_token import CallbackSigner, SigningKeyError, signing_keys_from_secret
 
 CURRENT = "c" * 40

@@ -5,13 +5,14 @@ import socket
 
 import pytest
 import urllib3
+from cutouts_testkit import MODEL_PATH, Reply, new_request_id, status_doc
+
 from cutouts.gateway import (
     GatewayClient,
     GatewayInDoubt,
     GatewayPermanentError,
     GatewayTransientError,
 )
-from cutouts_testkit import MODEL_PATH, Reply, new_request_id, status_doc
 
 KEY = "test-subscription-key-1234"
 WEBHOOK = "https://api.example.com/callback/0123456789abcdef0123456789abcdef?attempt=1&token=abc"

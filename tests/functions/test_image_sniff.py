@@ -1,8 +1,9 @@
 import struct
 
 import pytest
-from cutouts.image_sniff import JPEG, PNG, WEBP, RejectedImage, sniff_image
 from cutouts_testkit import image_bytes
+
+from cutouts.image_sniff import JPEG, PNG, WEBP, RejectedImage, sniff_image
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 1_000_000

@@ -3,6 +3,7 @@
 import boto3
 import pytest
 from botocore.stub import Stubber
+
 from cutouts.job_store import (
     COMPLETED,
     FAILED,

@@ -1,5 +1,6 @@
-from cutouts.keys import decode_event_key, failure_key_for, job_id_for, output_key_for, padded_sequencer
 from cutouts_testkit import encode_key
+
+from cutouts.keys import decode_event_key, failure_key_for, job_id_for, output_key_for, padded_sequencer
 
 
 def test_event_key_plus_is_a_space_and_percent_2b_is_a_plus():

@@ -1,8 +1,9 @@
 """fetch_media_to_s3 against real local HTTP hosts and a moto S3 server."""
 
 import pytest
-from cutouts.safe_download import MediaPolicy, MediaRejected, MediaUnavailable, fetch_media_to_s3, vet_url
 from cutouts_testkit import Reply, cutout_png
+
+from cutouts.safe_download import MediaPolicy, MediaRejected, MediaUnavailable, fetch_media_to_s3, vet_url
 
 KEY = "cutouts/pets/cat.jpg.png"
 META = {"source-key": "uploads/pets/cat.jpg", "request-id": "rid-1"}

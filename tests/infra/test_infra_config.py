@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cutouts import constants as c
 
+from cutouts import constants as c
 from infra.config import CONTEXT_KEYS, ConfigError, StackConfig, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
+
 from cutouts import constants as c
 
 

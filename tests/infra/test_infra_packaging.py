@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
-from cutouts import constants as c
 from synth_helpers import make_app
 
 import app as cdk_app
+from cutouts import constants as c
 
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 # What the AWS Lambda Python runtime ships (the AWS SDK and its dependencies).

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from cutouts import constants as c
 
+from cutouts import constants as c
 from infra.api import ACCESS_LOG_FORMAT
 from infra.config import ConfigError
 

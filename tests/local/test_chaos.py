@@ -16,9 +16,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import urllib3
-from cutouts import keys
 from PIL import Image, ImageDraw
 
+from cutouts import keys
 from local.gateway_emulator import FaultConfig
 from local.pipeline import LocalOptions, LocalPipeline
 
