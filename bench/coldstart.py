@@ -1,0 +1,99 @@
+"""Row 1: cold start, as the time to import each handler module in a fresh interpreter.
+
+Every sample is a new ``python`` process with the environment Lambda gives the deployed
+function (tracing active, so the Tracer loads the X-Ray SDK as it does in the cloud). The child
+times the import itself with ``perf_counter``; the parent also records the whole process's wall
+time (interpreter start included). Baseline: a bare ``import boto3`` in a fresh interpreter,
+interleaved with the handlers so machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import Row, lambda_like_env, median, ratio
+
+TARGET_RATIO = 1.3
+HANDLERS = {
+    "submit": "cutouts.handlers.submit",
+    "webhook": "cutouts.handlers.webhook",
+    "reconcile": "cutouts.handlers.reconcile",
+}
+_CHILD = (
+    "import time, json, sys\n"
+    "t = time.perf_counter()\n"
+    "import {module}\n"
+    "elapsed = time.perf_counter() - t\n"
+    "print(json.dumps({{'import_s': elapsed, 'modules': len(sys.modules)}}))\n"
+)
+
+
+def time_import(module: str, function_name: str, functions_dir: Path | None = None) -> dict[str, float]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(module=module)],
+        env=lambda_like_env(function_name, functions_dir=functions_dir),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"importing {module} failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"import_s": result["import_s"], "wall_s": wall, "modules": result["modules"]}
+
+
+def run(n: int = 7, functions_dir: Path | None = None) -> list[Row]:
+    targets: dict[str, tuple[str, str]] = {"boto3": ("boto3", "baseline")}
+    targets |= {name: (module, name) for name, module in HANDLERS.items()}
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    for module, fn in targets.values():  # one untimed pass: warm the page cache
+        time_import(module, fn, functions_dir)
+    for i in range(n):
+        order = list(targets.items())
+        if i % 2:
+            order.reverse()
+        for name, (module, fn) in order:
+            samples[name].append(time_import(module, fn, functions_dir))
+
+    def med(name: str, key: str) -> float:
+        return median([s[key] for s in samples[name]])
+
+    base = med("boto3", "import_s")
+    base_wall = med("boto3", "wall_s")
+    rows = []
+    for name in HANDLERS:
+        figure = med(name, "import_s")
+        r = ratio(figure, base)
+        rows.append(
+            Row(
+                section="1 cold start",
+                name=f"import {name} handler",
+                figure=round(figure * 1000, 1),
+                unit="ms",
+                baseline=round(base * 1000, 1),
+                baseline_name="bare `import boto3`",
+                ratio=r,
+                target=f"<= {TARGET_RATIO}x",
+                met=r is not None and r <= TARGET_RATIO,
+                n=n,
+                note=(
+                    f"whole process incl. interpreter start {med(name, 'wall_s') * 1000:.0f} ms vs "
+                    f"{base_wall * 1000:.0f} ms ({med(name, 'wall_s') / base_wall:.2f}x)"
+                ),
+                details={
+                    "module": HANDLERS[name],
+                    "import_ms": [round(s["import_s"] * 1000, 1) for s in samples[name]],
+                    "wall_ms": [round(s["wall_s"] * 1000, 1) for s in samples[name]],
+                    "baseline_import_ms": [round(s["import_s"] * 1000, 1) for s in samples["boto3"]],
+                    "modules_loaded": int(med(name, "modules")),
+                    "wall_ratio": round(med(name, "wall_s") / base_wall, 3),
+                },
+            )
+        )
+    return rows

@@ -1,0 +1,153 @@
+"""Row 5: AWS cost per 1,000 images from the measured durations, call counts and configuration.
+
+List prices as of 2026 (us-east-1). Request counts come from the calls the handlers were seen
+to make in row 2 (botocore hooks), plus the calls AWS makes on our behalf (S3 -> SQS, the event
+source mapping's receive/delete, the gateway's presigned GET). Where a figure depends on
+traffic, the conservative case is used and named.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.common import MEMORY_MB, Row
+
+PRICES_AS_OF = "list prices as of 2026 (us-east-1)"
+LAMBDA_GB_S = 0.0000133334  # arm64
+LAMBDA_REQUEST = 0.20 / 1e6
+HTTP_API_REQUEST = 1.00 / 1e6
+SQS_REQUEST = 0.40 / 1e6
+DDB_WRU = 0.625 / 1e6
+DDB_RRU = 0.125 / 1e6
+S3_PUT = 0.005 / 1000  # PUT, COPY, POST, LIST
+S3_GET = 0.0004 / 1000  # GET, HEAD and all other requests; DELETE is free
+SECRETS_CALL = 0.05 / 10000
+XRAY_TRACE = 5.00 / 1e6
+LOGS_GB = 0.50
+GATEWAY_PER_IMAGE = 0.018
+TARGET_PER_1000 = 0.05
+
+# Lambda at 256 MB gets 256/1769 of a vCPU; this machine gave the bench a full core. Scaling all
+# measured time by that factor is an upper bound (most of it is waiting on I/O, not CPU).
+CPU_SCALE = 1769 / MEMORY_MB
+# Round-trip times on AWS that loopback hides (ms): conservative guesses, stated in the table.
+LATENCY_MS = {"s3": 20.0, "dynamodb": 8.0, "gateway": 250.0, "media": 150.0}
+COLD_START_SHARE = 0.05  # share of invocations that start a new environment (bursty, low traffic)
+SECRETS_PER_ENVIRONMENT = 2  # gateway key + signing keys, each cached 300 s
+LOG_BYTES_PER_IMAGE = 3000  # START/END/REPORT lines + our INFO lines for two invocations
+
+
+def _billed_ms(measured_s: float, calls: dict[str, int], gateway_calls: int, media_gets: int) -> float:
+    network = sum(LATENCY_MS["s3" if k.startswith("s3.") else "dynamodb"] * v for k, v in calls.items())
+    network += gateway_calls * LATENCY_MS["gateway"] + media_gets * LATENCY_MS["media"]
+    return math.ceil(measured_s * 1000 * CPU_SCALE + network)
+
+
+def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dict[str, Any]]:
+    submit_calls: dict[str, int] = measured["submit_calls"]
+    webhook_calls: dict[str, int] = measured["webhook_calls"]
+    calls = {k: submit_calls.get(k, 0) + webhook_calls.get(k, 0) for k in {*submit_calls, *webhook_calls}}
+
+    submit_ms = _billed_ms(measured["submit_s"], submit_calls, gateway_calls=1, media_gets=0)
+    webhook_ms = _billed_ms(measured["webhook_s"], webhook_calls, gateway_calls=1, media_gets=1)
+    measured_ms = math.ceil(measured["submit_s"] * 1000) + math.ceil(measured["webhook_s"] * 1000)
+    gb = MEMORY_MB / 1024
+    lambda_requests = 2  # one submit invocation (batch of one: the worst case) and one webhook
+    cold_ms = COLD_START_SHARE * lambda_requests * cold_import_ms  # INIT is billed for managed runtimes
+
+    s3_put = sum(
+        v
+        for k, v in calls.items()
+        if k
+        in ("s3.PutObject", "s3.CopyObject", "s3.UploadPart", "s3.CreateMultipartUpload", "s3.CompleteMultipartUpload")
+    )
+    s3_get = sum(v for k, v in calls.items() if k in ("s3.GetObject", "s3.HeadObject")) + 1  # + gateway's GET
+    s3_free = sum(v for k, v in calls.items() if k == "s3.DeleteObject")
+    job_updates = max(0, calls.get("dynamodb.UpdateItem", 0) - 1)  # one update is on the per-key item
+    wru = calls.get("dynamodb.UpdateItem", 0) + calls.get("dynamodb.PutItem", 0) + job_updates * 2 * 2
+    rru = calls.get("dynamodb.GetItem", 0) + calls.get("dynamodb.Query", 0)
+    sqs = 3  # S3 -> SendMessage, the event source mapping's ReceiveMessage and DeleteMessage (unbatched)
+
+    items = [
+        (
+            "Lambda duration (upper bound)",
+            (submit_ms + webhook_ms + cold_ms) / 1000 * gb * LAMBDA_GB_S,
+            f"submit {submit_ms} ms + webhook {webhook_ms} ms billed per image = measured x {CPU_SCALE:.1f} "
+            f"(256 MB = {MEMORY_MB / 1769:.2f} vCPU) + AWS round trips {LATENCY_MS}; + cold starts on "
+            f"{COLD_START_SHARE:.0%} of invocations x {cold_import_ms:.0f} ms INIT",
+        ),
+        (
+            "Lambda duration (as measured here)",
+            None,
+            f"{measured_ms} ms per image: ${measured_ms * gb * LAMBDA_GB_S:.5f} per 1,000 (comparison only)",
+        ),
+        ("Lambda requests", lambda_requests * LAMBDA_REQUEST, "2 invocations per image (submit batch of 1, webhook)"),
+        ("HTTP API requests", 1 * HTTP_API_REQUEST, "1 callback per image"),
+        ("SQS requests", sqs * SQS_REQUEST, "S3 SendMessage + ReceiveMessage + DeleteMessage, unbatched"),
+        (
+            "DynamoDB writes",
+            wru * DDB_WRU,
+            f"{wru} WRU: {calls.get('dynamodb.UpdateItem', 0)} UpdateItem seen + up to 2 units in each of the 2 "
+            f"indexes (projection ALL) for each of {job_updates} job-item updates",
+        ),
+        (
+            "DynamoDB reads",
+            rru * DDB_RRU,
+            f"{rru} RRU: {calls.get('dynamodb.GetItem', 0)} consistent GetItem + "
+            f"{calls.get('dynamodb.Query', 0)} Query (content index)",
+        ),
+        ("S3 PUT-class requests", s3_put * S3_PUT, f"{s3_put} (cutout PUT; the user's own upload not counted)"),
+        (
+            "S3 GET-class requests",
+            s3_get * S3_GET,
+            f"{s3_get}: HEAD + ranged/whole GETs seen + the gateway's presigned GET; {s3_free} DELETE (free)",
+        ),
+        (
+            "Secrets Manager",
+            2 * SECRETS_PER_ENVIRONMENT * SECRETS_CALL / 100,
+            "2 secrets per warm environment per 300 s; assumed >= 100 images per environment per 5 min "
+            "(sparse traffic, 1 image per 5 min: $0.02 per 1,000)",
+        ),
+        (
+            "X-Ray traces",
+            2 * XRAY_TRACE * 0.05,
+            "tracing ACTIVE, default sampling (1 per s + 5%): ~5% of 2 traces per image at volume",
+        ),
+        ("CloudWatch Logs ingestion", LOG_BYTES_PER_IMAGE / 1e9 * LOGS_GB, f"~{LOG_BYTES_PER_IMAGE} bytes per image"),
+    ]
+    per_image = sum(v for _, v, _ in items if v is not None)
+    per_1000 = per_image * 1000
+    # The reconciler runs every minute whatever the traffic: a fixed monthly cost.
+    reconcile_ms = math.ceil(measured["reconcile_pass_s"] * 1000 * CPU_SCALE + 6 * LATENCY_MS["dynamodb"])
+    runs = 43200
+    reconcile_month = runs * (LAMBDA_REQUEST + reconcile_ms / 1000 * gb * LAMBDA_GB_S + 5 * DDB_RRU + SQS_REQUEST)
+    breakdown = {
+        name: {"usd_per_1000": round(v * 1000, 6) if v is not None else None, "basis": basis}
+        for name, v, basis in items
+    }
+    rows = [
+        Row(
+            section="5 dollars",
+            name="AWS cost per 1,000 images (itemised in details)",
+            figure=round(per_1000, 4),
+            unit="$",
+            baseline=GATEWAY_PER_IMAGE * 1000,
+            baseline_name="the gateway's own price per 1,000",
+            ratio=round(per_1000 / (GATEWAY_PER_IMAGE * 1000), 5),
+            target=f"<= ${TARGET_PER_1000} per 1,000",
+            met=per_1000 <= TARGET_PER_1000,
+            n=1,
+            note=(
+                f"{PRICES_AS_OF}; {MEMORY_MB} MB arm64; upper-bound durations; reconciler every minute adds "
+                f"${reconcile_month:.2f} a month whatever the volume"
+            ),
+            details={
+                "items": breakdown,
+                "reconcile_per_month_usd": round(reconcile_month, 4),
+                "prices": PRICES_AS_OF,
+                "cold_start_share": COLD_START_SHARE,
+            },
+        )
+    ]
+    return rows, breakdown

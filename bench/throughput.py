@@ -1,0 +1,211 @@
+"""Row 4: the local stack end to end, emulator at zero processing delay: images per second.
+
+Timed from the first upload to the moment every input has a cutout (or a report). Images are
+small generated JPEGs (96 x 96, distinct bytes, so the content-hash dedup does not short-cut
+them). A second, smaller run is profiled: every thread started during it gets its own cProfile
+(installed through ``threading.setprofile``), threads are grouped into stages by what they ran
+(moto's server, the gateway emulator, the SQS poller + submit handler, the HTTP API + webhook
+handler, the reconciler), and each stage's busy time is its profiled time minus time spent
+blocked (socket reads, locks, sleeps, select).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import cProfile
+import io
+import pstats
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from bench.common import ROOT, Row, small_image
+
+TARGET_RATE = 20.0
+_WAITS = ("recv", "acquire", "sleep", "select", "poll", "accept", "'wait'", "readinto", "settimeout")
+
+
+def _pipeline(images: int) -> Any:
+    from local.gateway_emulator import FaultConfig
+    from local.pipeline import LocalOptions, LocalPipeline
+
+    return LocalPipeline(
+        LocalOptions(
+            faults=FaultConfig(processing_delay=0.0),
+            emulator_workers=4,
+            pollers=2,
+            reconcile_every=5.0,
+            stale_after_seconds=60,
+            in_doubt_grace_seconds=60,
+            max_age_seconds=600,
+            visibility_timeout=60,
+        )
+    )
+
+
+def run_once(images: int, timeout: float) -> dict[str, Any]:
+    from bench.common import silence_powertools_logs
+
+    payloads = [small_image(i) for i in range(images)]
+    # Metrics are disabled locally but Powertools still buffers them; keep any flush off the table.
+    with contextlib.redirect_stdout(io.StringIO()), _pipeline(images) as pipeline:
+        silence_powertools_logs("ERROR")
+        start = time.perf_counter()
+        keys = [pipeline.upload(f"bench/tp-{i:04d}.jpg", data) for i, data in enumerate(payloads)]
+        uploaded = time.perf_counter() - start
+        accounting = pipeline.wait(keys, timeout=timeout)
+        elapsed = time.perf_counter() - start
+        stats = pipeline.emulator.stats() if pipeline.emulator else {}
+    from cutouts.observability import metrics
+
+    metrics.clear_metrics()  # metrics are disabled locally; do not let them pile up and print at exit
+    return {
+        "images": images,
+        "elapsed_s": elapsed,
+        "upload_s": uploaded,
+        "cutouts": len(accounting.cutouts),
+        "failed": len(accounting.failed),
+        "unaccounted": len(accounting.unaccounted),
+        "accepted": stats.get("accepted"),
+        "rate": len(accounting.cutouts) / elapsed,
+    }
+
+
+class ThreadProfiles:
+    """One cProfile per thread started while active."""
+
+    def __init__(self) -> None:
+        self.profiles: list[tuple[str, cProfile.Profile]] = []
+        self._lock = threading.Lock()
+
+    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+        profile = cProfile.Profile()
+        with self._lock:
+            self.profiles.append((threading.current_thread().name, profile))
+        profile.enable()  # replaces this hook for the rest of the thread
+
+    def __enter__(self) -> ThreadProfiles:
+        threading.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        threading.setprofile(None)  # type: ignore[arg-type]
+
+
+def _stage(name: str, stats: pstats.Stats) -> str:
+    """By thread name first; request threads by what they served (moto hooks into every client)."""
+    files = " ".join(key[0] for key in stats.stats)  # type: ignore[attr-defined]
+    funcs = {key[2] for key in stats.stats}  # type: ignore[attr-defined]
+    if name.startswith("sqs-poller"):
+        return "SQS poller + submit handler"
+    if name.startswith("schedule"):
+        return "reconcile handler (schedule)"
+    if name.startswith("gateway-") or ("gateway_emulator" in files and "werkzeug" not in files):
+        return "gateway emulator"
+    if "dispatch" in funcs and "lambda_runtime" in files:
+        return "HTTP API + webhook handler"
+    if "werkzeug" in files:
+        return "moto server (S3, SQS, DynamoDB, Secrets Manager)"
+    return "other"
+
+
+def _busy(stats: pstats.Stats) -> tuple[float, float]:
+    total = waits = 0.0
+    for key, (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += tt
+        if key[0] == "~" and any(w in key[2] for w in _WAITS):
+            waits += tt
+    return total, waits
+
+
+def profile_run(images: int, timeout: float) -> dict[str, Any]:
+    with ThreadProfiles() as tp:
+        result = run_once(images, timeout)
+    stages: dict[str, list[pstats.Stats]] = defaultdict(list)
+    for name, profile in tp.profiles:
+        try:
+            stats = pstats.Stats(profile)
+        except TypeError:  # a thread that never got to run anything
+            continue
+        stages[_stage(name, stats)].append(stats)
+    busy: dict[str, float] = {}
+    merged: dict[str, pstats.Stats] = {}
+    for stage, group in stages.items():
+        first = group[0]
+        for other in group[1:]:
+            first.add(other)
+        merged[stage] = first
+        total, waits = _busy(first)
+        busy[stage] = total - waits
+    slowest = max(busy, key=lambda s: busy[s])
+    out = io.StringIO()
+    top = merged[slowest]
+    top.stream = out  # type: ignore[attr-defined]
+    top.sort_stats("tottime").print_stats(15)
+    prof_path = ROOT / "bench" / "throughput-slowest-stage.prof"
+    top.dump_stats(prof_path)
+    by_file: dict[str, float] = defaultdict(float)
+    for key, (_cc, _nc, tt, _ct, _callers) in top.stats.items():  # type: ignore[attr-defined]
+        path = key[0]
+        if path == "~":
+            continue
+        for marker in (
+            "/moto/",
+            "/werkzeug/",
+            "/botocore/",
+            "/boto3/",
+            "/urllib3/",
+            "/cutouts/",
+            "/local/",
+            "/aws_lambda_powertools/",
+            "/xml/",
+            "/json/",
+            "/http/",
+            "/socketserver",
+            "/email/",
+        ):
+            if marker in path:
+                by_file[marker.strip("/")] += tt
+                break
+        else:
+            by_file["other python"] += tt
+    return {
+        "run": result,
+        "busy_s": {k: round(v, 3) for k, v in sorted(busy.items(), key=lambda kv: -kv[1])},
+        "slowest_stage": slowest,
+        "slowest_by_package_s": {k: round(v, 3) for k, v in sorted(by_file.items(), key=lambda kv: -kv[1])[:8]},
+        "top_functions": out.getvalue(),
+        "profile_file": str(prof_path.relative_to(ROOT)),
+    }
+
+
+def run(images: int = 500, profile_images: int = 150, timeout: float = 240.0) -> tuple[list[Row], dict[str, Any]]:
+    result = run_once(images, timeout)
+    profiled = profile_run(profile_images, timeout)
+    busy = profiled["busy_s"]
+    total_busy = sum(busy.values()) or 1.0
+    moto_share = busy.get("moto server (S3, SQS, DynamoDB, Secrets Manager)", 0.0) / total_busy
+    ours = sum(v for k, v in busy.items() if "handler" in k) / total_busy
+    limit = "moto" if moto_share > ours else "our handlers"
+    rows = [
+        Row(
+            section="4 throughput",
+            name=f"local stack end to end, {images} images",
+            figure=round(result["rate"], 2),
+            unit="images/s",
+            baseline=None,
+            baseline_name="",
+            ratio=None,
+            target=f">= {TARGET_RATE:.0f} images/s",
+            met=result["rate"] >= TARGET_RATE and result["unaccounted"] == 0,
+            n=1,
+            note=(
+                f"{result['cutouts']} cutouts in {result['elapsed_s']:.1f} s (uploads {result['upload_s']:.1f} s); "
+                f"profiled run ({profile_images} images): busy time moto {moto_share:.0%}, our handlers "
+                f"{ours:.0%}; slowest stage: {profiled['slowest_stage']} -> the limit is {limit}"
+            ),
+            details={"run": result, "profile": {k: v for k, v in profiled.items() if k != "top_functions"}},
+        )
+    ]
+    return rows, profiled
