@@ -74,11 +74,13 @@ class LocalPipeline:
         self.resources: LocalResources | None = None
         self._parts: list[Any] = []
         self.handlers: dict[str, Any] = {}
+        self._saved_environ: dict[str, str] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> LocalPipeline:
         opts = self.options
+        self._saved_environ = dict(os.environ)
         endpoint = self.aws.start()
         use_fake_credentials(endpoint)
         if opts.gateway_url:
@@ -124,6 +126,12 @@ class LocalPipeline:
         if self.emulator is not None:
             self.emulator.stop()
         self.aws.stop()
+        # The handlers read the process environment: leave it as it was, and forget the clients.
+        os.environ.clear()
+        os.environ.update(self._saved_environ)
+        from cutouts import runtime
+
+        runtime.reset()
 
     def __enter__(self) -> LocalPipeline:
         return self.start()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,13 +94,24 @@ def test_bad_inputs_get_reports_and_good_ones_still_finish():
 
 def test_gateway_faults_still_end_every_input_once_charged():
     # Given a gateway that rate-limits, errors, fails, loses and repeats callbacks
-    faults = FaultConfig(processing_delay=0.05, rate_429=0.25, rate_5xx=0.15, rate_error=0.2, rate_failed=0.1,
-                         rate_drop_callback=0.3, rate_duplicate_callback=0.3, seed=7)
+    faults = FaultConfig(
+        processing_delay=0.05,
+        rate_429=0.25,
+        rate_5xx=0.15,
+        rate_error=0.2,
+        rate_failed=0.1,
+        rate_drop_callback=0.3,
+        rate_duplicate_callback=0.3,
+        seed=7,
+    )
     with LocalPipeline(LocalOptions(faults=faults)) as pipeline:
         # When the samples are uploaded under two folders
         input_keys = pipeline.upload_tree(SAMPLES / "images")
-        input_keys += [pipeline.upload(f"again/{p.relative_to(SAMPLES / 'images').as_posix()}", p.read_bytes())
-                       for p in sorted((SAMPLES / "images").rglob("*")) if p.is_file()]
+        input_keys += [
+            pipeline.upload(f"again/{p.relative_to(SAMPLES / 'images').as_posix()}", p.read_bytes())
+            for p in sorted((SAMPLES / "images").rglob("*"))
+            if p.is_file()
+        ]
         accounting = pipeline.wait(input_keys, timeout=90)
         stats = pipeline.emulator.stats()
         # Then every input ended as a cutout or a report, and no object version was charged twice
@@ -123,18 +136,34 @@ def test_stuck_jobs_end_with_a_timed_out_report():
         assert _report(pipeline, key)["reason"] == "timed-out"
 
 
-def test_cli_run_mirrors_outputs_and_prints_the_summary(tmp_path, capsys):
+def test_cli_run_mirrors_outputs_and_prints_the_summary(tmp_path):
     # Given a folder with a good image and a bad one, with spaces and unicode in the names
     source = tmp_path / "in"
     (source / "déjà vu").mkdir(parents=True)
     (source / "déjà vu" / "a+b apple.jpg").write_bytes((SAMPLES / "images" / "red apple.jpg").read_bytes())
     (source / "empty.png").write_bytes(b"")
-    from local.__main__ import main
-
-    # When python -m local run processes it
-    code = main(["run", "--input", str(source), "--output", str(tmp_path / "out"), "--timeout", "60"])
-    # Then the output mirrors the bucket and the last line is the summary
-    assert code == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "2 inputs: 1 cutouts, 1 failed, 0 unaccounted"
+    # When `python -m local run` processes it, as a user would run it
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "run",
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "out"),
+            "--timeout",
+            "60",
+        ],
+        cwd=SAMPLES.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then it exits 0, the output mirrors the bucket and the last line is the summary
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "2 inputs: 1 cutouts, 1 failed, 0 unaccounted"
     assert (tmp_path / "out" / "cutouts" / "déjà vu" / "a+b apple.jpg.png").is_file()
     assert json.loads((tmp_path / "out" / "failed" / "empty.png.json").read_text())["reason"] == "empty-file"
