@@ -202,12 +202,14 @@ def cmd_backfill(args: argparse.Namespace, target: Target, out: Console, err: Co
     if not args.json:
         out.print(
             f"[bold]{summary['to_enqueue']}[/bold] of {plan.listed} objects under s3://{target.bucket}/{plan.prefix} "
-            f"to process ({plan.total_bytes / 1e6:.1f} MB); estimated gateway cost "
-            f"[bold]${plan.estimated_cost_usd:.2f}[/bold] at ${GATEWAY_PRICE_USD}/image "
-            "(less where identical images are copied from cache)"
+            f"need a cutout ({plan.total_bytes / 1e6:.1f} MB)."
         )
         for reason, count in sorted(plan.skipped.items()):
             out.print(f"  skipped {count}: {reason}")
+        out.print(
+            f"Estimated gateway cost: [bold]${plan.estimated_cost_usd:.2f}[/bold] "
+            f"({len(plan.to_enqueue)} x ${GATEWAY_PRICE_USD}; less where identical images are copied from cache)"
+        )
     if args.dry_run or not plan.to_enqueue:
         if args.json:
             _print_json({"plan": summary, "result": None})
@@ -273,14 +275,14 @@ def print_status(report: StatusReport, out: Console) -> None:
         out.print(f"No failures in the last {report.failures_window_hours:g} hours.")
         return
     failures = Table(title=f"Failures in the last {report.failures_window_hours:g} hours", title_justify="left")
-    failures.add_column("reason")
-    failures.add_column("jobs", justify="right")
-    failures.add_column("latest")
-    failures.add_column("e.g.")
-    failures.add_column("what to do")
+    for column, justify in (("reason", "left"), ("jobs", "right"), ("latest", "left"), ("e.g.", "left")):
+        failures.add_column(column, justify=justify)  # type: ignore[arg-type]
     for group in report.failures:
-        failures.add_row(group.reason, str(group.count), group.latest_at or "", "\n".join(group.examples), group.advice)
+        failures.add_row(group.reason, str(group.count), group.latest_at or "", "\n".join(group.examples))
     out.print(failures)
+    out.print("What to do:")
+    for group in report.failures:
+        out.print(f"  {group.reason}: {group.advice}")
 
 
 def cmd_retry(args: argparse.Namespace, target: Target, out: Console, err: Console) -> int:
@@ -309,7 +311,7 @@ def cmd_retry(args: argparse.Namespace, target: Target, out: Console, err: Conso
     if args.include_dlq:
         verb = "Would redrive" if args.dry_run else "Redrove"
         out.print(
-            f"{verb} {result.dlq_moved} dead-lettered messages"
+            f"{verb} {result.dlq_moved} dead-lettered message{'' if result.dlq_moved == 1 else 's'}"
             + (f" ({result.dlq_reopened} failed jobs reopened)" if result.dlq_reopened else "")
             + (
                 f"; {result.dlq_left_in_flight} are being read right now, run again in a minute"

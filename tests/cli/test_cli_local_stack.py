@@ -8,9 +8,9 @@ import time
 
 import pytest
 from cli_kit import image, notifications, wait_for
-from cutouts.keys import job_id_for
 from PIL import Image
 
+from cutouts.keys import job_id_for
 from cutouts_cli.s3_events import head_source, known_job, notification_body
 from local.gateway_emulator import FaultConfig
 from local.pipeline import LocalOptions, LocalPipeline
@@ -101,7 +101,6 @@ def test_status_then_retry_after_a_topped_up_balance(cli_for):
 
 def test_retry_never_touches_a_job_in_flight_and_status_shows_it(cli_for):
     from cutouts import runtime
-
     from cutouts_cli.retry import retry_failed
     from cutouts_cli.target import Target, make_clients
 
