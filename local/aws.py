@@ -7,19 +7,22 @@ same schema the stack uses, and the two secrets.
 
 from __future__ import annotations
 
+import atexit
 import json
-import logging
 import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from cutouts import constants as c
-
-logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -84,19 +87,47 @@ class LocalResources:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
 
 
+_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
 class LocalAws:
+    """moto's server in its own process, so it gets a core of its own (it is the busiest part)."""
+
     def __init__(self) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._process: subprocess.Popen[bytes] | None = None
         self.endpoint_url = ""
 
-    def start(self) -> str:
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        return self.endpoint_url
+    def start(self, timeout: float = 30.0) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+            cwd=_REPO_ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        atexit.register(self.stop)
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto's server exited with {self._process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=1):  # noqa: S310
+                    return self.endpoint_url
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto's server did not start within {timeout} s")
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
 
 
 def create_resources(

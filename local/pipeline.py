@@ -75,6 +75,7 @@ class LocalPipeline:
         self._parts: list[Any] = []
         self.handlers: dict[str, Any] = {}
         self._saved_environ: dict[str, str] = {}
+        self._s3: Any = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -193,8 +194,11 @@ class LocalPipeline:
     # --- use -----------------------------------------------------------------------------
 
     def s3(self) -> Any:
+        """One S3 client for the user's side of the run (clients are thread-safe, and slow to make)."""
         assert self.resources is not None
-        return self.resources.client("s3")
+        if self._s3 is None:
+            self._s3 = self.resources.client("s3")
+        return self._s3
 
     def upload(self, relative_key: str, data: bytes) -> str:
         """Put one object under the input prefix, as a user would; return the S3 key."""
@@ -203,9 +207,13 @@ class LocalPipeline:
         self.s3().put_object(Bucket=self.resources.bucket, Key=key, Body=data)
         return key
 
-    def upload_tree(self, directory: Path) -> list[str]:
+    def upload_tree(self, directory: Path, parallel: int = 8) -> list[str]:
+        """Upload every file under ``directory``, keeping relative paths (as ``aws s3 sync`` would)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         files = sorted(p for p in directory.rglob("*") if p.is_file())
-        return [self.upload(p.relative_to(directory).as_posix(), p.read_bytes()) for p in files]
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            return list(pool.map(lambda p: self.upload(p.relative_to(directory).as_posix(), p.read_bytes()), files))
 
     def account(self, input_keys: Iterable[str]) -> Accounting:
         """Which inputs have a cutout, which a failure report, which neither (yet)."""
@@ -233,7 +241,7 @@ class LocalPipeline:
                 progress(accounting)
             if not accounting.unaccounted or time.monotonic() >= deadline:
                 return accounting
-            time.sleep(0.3)
+            time.sleep(min(2.0, 0.3 + len(input_keys) / 500))  # listing a big bucket costs moto time
 
     def mirror(self, output_dir: Path) -> int:
         """Copy the bucket's output and failure prefixes into ``output_dir``."""
