@@ -25,8 +25,10 @@ test: $(STAMP) lint  ## the whole suite: unit, infra (synth, cdk-nag, cfn-lint),
 	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check functions infra local tests app.py
-	$(VENV)/bin/mypy functions/cutouts
+	$(VENV)/bin/ruff check functions infra local cutouts_cli bench tests app.py
+	$(VENV)/bin/ruff format --check functions infra local cutouts_cli bench app.py
+	$(VENV)/bin/mypy functions/cutouts local cutouts_cli bench
+	$(VENV)/bin/mypy app.py infra
 
 synth: $(STAMP)
 	$(PY) app.py

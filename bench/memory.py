@@ -57,7 +57,7 @@ class MediaServer:
     @property
     def netloc(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"{host!s}:{port}"
 
     def __enter__(self) -> MediaServer:
         self._thread.start()

@@ -108,6 +108,7 @@ class Bench:
         self.s3 = boto3.client("s3", region_name="us-east-1", config=Config(signature_version="s3v4"))
         self.ddb = boto3.client("dynamodb", region_name="us-east-1")
         self.http = urllib3.PoolManager(num_pools=4, maxsize=4)
+        assert p.emulator is not None, "the bench needs the built-in emulator"
         self.emulator = p.emulator
         from local.pipeline import DEFAULT_API_KEY
 
@@ -133,7 +134,7 @@ class Bench:
                 self.sqs.delete_message(QueueUrl=self.res.queue_url, ReceiptHandle=message["ReceiptHandle"])
         raise TimeoutError(f"no queue message for {key}")
 
-    def ours(self, i: int, counter: CallCounter | None = None) -> dict[str, float]:
+    def ours(self, i: int, counter: CallCounter | None = None) -> dict[str, Any]:
         from cutouts.handlers import submit, webhook
         from local.lambda_runtime import LocalContext
 

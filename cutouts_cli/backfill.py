@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
+
 from cutouts.job_store import COMPLETED, FAILED, OPEN_STATUSES
 from cutouts.keys import output_key_for
-
 from cutouts_cli.s3_events import SourceVersion, known_job, notification_body, send_bodies, sequencer_for
 from cutouts_cli.target import Clients, Target
 

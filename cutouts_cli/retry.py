@@ -15,7 +15,6 @@ from typing import Any
 
 from cutouts.job_store import FAILED, Job
 from cutouts.submission import source_from_s3_record
-
 from cutouts_cli.backfill import resolve_prefix
 from cutouts_cli.s3_events import SourceVersion, head_source, notification_body, sequencer_for
 from cutouts_cli.target import Clients, Target

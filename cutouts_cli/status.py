@@ -21,7 +21,6 @@ from cutouts.job_store import (
     Job,
 )
 from cutouts.reports import advice_for
-
 from cutouts_cli.target import Clients, Target
 
 ALL_STATUSES = (SUBMITTING, SUBMITTED, IN_DOUBT, RETRY, RESUBMIT, COMPLETED, FAILED, SUPERSEDED)

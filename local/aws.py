@@ -104,7 +104,8 @@ class LocalAws:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
             cwd=_REPO_ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         atexit.register(self.stop)
         self.endpoint_url = f"http://127.0.0.1:{port}"
@@ -141,6 +142,7 @@ def create_resources(
 ) -> LocalResources:
     """Create the stack's resources; names are unique, as moto keeps its state per process."""
     name = name or f"cutouts-local-{secrets.token_hex(4)}"
+
     def client(service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
 

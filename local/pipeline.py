@@ -71,11 +71,17 @@ class LocalPipeline:
         self.options = options or LocalOptions()
         self.aws = LocalAws()
         self.emulator: GatewayEmulator | None = None
-        self.resources: LocalResources | None = None
+        self._resources: LocalResources | None = None
         self._parts: list[Any] = []
         self.handlers: dict[str, Any] = {}
         self._saved_environ: dict[str, str] = {}
         self._s3: Any = None
+
+    @property
+    def resources(self) -> LocalResources:
+        if self._resources is None:
+            raise RuntimeError("the local stack is not started")
+        return self._resources
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -92,7 +98,7 @@ class LocalPipeline:
             self.emulator = GatewayEmulator(api_key=api_key, faults=opts.faults, workers=opts.emulator_workers)
             self.emulator.start()
             gateway_base, model_path = self.emulator.base_url, self.emulator.model_path
-        self.resources = create_resources(
+        self._resources = create_resources(
             endpoint,
             api_key=api_key,
             input_prefix=opts.input_prefix,
@@ -145,7 +151,6 @@ class LocalPipeline:
 
     def _configure_functions(self, gateway_base: str, model_path: str) -> None:
         opts, res = self.options, self.resources
-        assert res is not None
         media = urlsplit(gateway_base)
         os.environ.update(
             {
@@ -195,14 +200,12 @@ class LocalPipeline:
 
     def s3(self) -> Any:
         """One S3 client for the user's side of the run (clients are thread-safe, and slow to make)."""
-        assert self.resources is not None
         if self._s3 is None:
             self._s3 = self.resources.client("s3")
         return self._s3
 
     def upload(self, relative_key: str, data: bytes) -> str:
         """Put one object under the input prefix, as a user would; return the S3 key."""
-        assert self.resources is not None
         key = self.options.input_prefix + relative_key
         self.s3().put_object(Bucket=self.resources.bucket, Key=key, Body=data)
         return key
@@ -217,7 +220,6 @@ class LocalPipeline:
 
     def account(self, input_keys: Iterable[str]) -> Accounting:
         """Which inputs have a cutout, which a failure report, which neither (yet)."""
-        assert self.resources is not None
         opts = self.options
         outputs = self._list(opts.output_prefix)
         reports = self._list(opts.failure_prefix)
@@ -245,7 +247,6 @@ class LocalPipeline:
 
     def mirror(self, output_dir: Path) -> int:
         """Copy the bucket's output and failure prefixes into ``output_dir``."""
-        assert self.resources is not None
         s3, count = self.s3(), 0
         for prefix in (self.options.output_prefix, self.options.failure_prefix):
             for key in sorted(self._list(prefix)):
@@ -256,7 +257,6 @@ class LocalPipeline:
         return count
 
     def _list(self, prefix: str) -> set[str]:
-        assert self.resources is not None
         found: set[str] = set()
         paginator = self.s3().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.resources.bucket, Prefix=prefix):
