@@ -41,8 +41,10 @@ class CacheResult:
     detail: str
 
 
-def content_hash(s3: Any, bucket: str, key: str, version_id: str | None) -> str:
-    """SHA-256 of the object's bytes, streamed in 1 MiB chunks (sources are capped at 25 MB)."""
+def read_head_tail_and_hash(
+    s3: Any, bucket: str, key: str, version_id: str | None, head_bytes: int, tail_bytes: int
+) -> tuple[bytes, bytes, str]:
+    """Stream the object once: its first and last bytes (to sniff) and its SHA-256 (to de-duplicate)."""
     params = {"Bucket": bucket, "Key": key}
     if version_id:
         params["VersionId"] = version_id
@@ -52,16 +54,23 @@ def content_hash(s3: Any, bucket: str, key: str, version_id: str | None) -> str:
         if exc.response.get("Error", {}).get("Code") in _GONE:
             raise SourceVanished() from None
         raise
-    digest = hashlib.sha256()
+    digest, head, tail = hashlib.sha256(), b"", b""
     for chunk in body.iter_chunks(HASH_CHUNK_BYTES):
         digest.update(chunk)
-    return digest.hexdigest()
+        if len(head) < head_bytes:
+            head += chunk[: head_bytes - len(head)]
+        tail = (tail + chunk)[-tail_bytes:]
+    return head, tail, digest.hexdigest()
+
+
+def content_hash(s3: Any, bucket: str, key: str, version_id: str | None) -> str:
+    """SHA-256 of the object's bytes, streamed in 1 MiB chunks (sources are capped at 25 MB)."""
+    return read_head_tail_and_hash(s3, bucket, key, version_id, 0, 1)[2]
 
 
 def reuse_cutout(job: Job, digest: str, services: Services, now: float) -> CacheResult | None:
     """Finish a claimed (SUBMITTING) job from an identical source's cutout; None if there is none."""
     store, settings = services.store, services.settings
-    store.record_content_hash(job.job_id, job.attempt, digest, now)
     job.content_hash = digest
     for twin in store.completed_with_content(digest):
         if twin.job_id == job.job_id or not twin.output_key:

@@ -224,10 +224,16 @@ class JobStore:
             values={":c_from": SUBMITTING, ":c_attempt": attempt},
         )
 
-    def mark_submitted(self, job_id: str, attempt: int, request_id: str, now: float) -> bool:
+    def mark_submitted(
+        self, job_id: str, attempt: int, request_id: str, now: float, content_hash: str | None = None
+    ) -> bool:
+        """The gateway accepted: record its request id (and the source's hash, for de-duplication)."""
+        values: dict[str, Any] = {"status": SUBMITTED, "request_id": request_id, "submitted_at": now, "updated_at": now}
+        if content_hash:
+            values[CONTENT_INDEX_PARTITION_KEY] = content_hash
         return self._conditional(
             _job_pk(job_id),
-            {"status": SUBMITTED, "request_id": request_id, "submitted_at": now, "updated_at": now},
+            values,
             remove=("lease_until",),
             condition="#status = :c_from AND #attempt = :c_attempt",
             values={":c_from": SUBMITTING, ":c_attempt": attempt},
@@ -294,16 +300,19 @@ class JobStore:
                 "#status = :c_from AND #attempt = :c_attempt",
                 {":c_from": SUBMITTING, ":c_attempt": job.attempt},
             )
+        fields: dict[str, Any] = {
+            "status": COMPLETED,
+            "updated_at": now,
+            "finished_at": now,
+            "output_key": output_key,
+            "from_cache": from_cache,
+            TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
+        }
+        if job.content_hash:
+            fields[CONTENT_INDEX_PARTITION_KEY] = job.content_hash  # a cache hit can lend its cutout on
         return self._conditional(
             _job_pk(job.job_id),
-            {
-                "status": COMPLETED,
-                "updated_at": now,
-                "finished_at": now,
-                "output_key": output_key,
-                "from_cache": from_cache,
-                TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
-            },
+            fields,
             remove=("lease_until", "error", "reason"),
             condition=condition,
             values=values,

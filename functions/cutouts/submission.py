@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cutouts import constants as c
-from cutouts.content_cache import SourceVanished, content_hash, reuse_cutout
+from cutouts.content_cache import SourceVanished, read_head_tail_and_hash, reuse_cutout
 from cutouts.gateway import GatewayInDoubt, GatewayPermanentError, GatewayTransientError
 from cutouts.image_sniff import HEAD_BYTES, TAIL_BYTES, RejectedImage, sniff_image
 from cutouts.job_store import RETRY, Job
@@ -106,11 +106,8 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
         return SubmitOutcome("duplicate", job_id, "this object version is already being handled")
     job.status = "SUBMITTING"
 
-    digest = None
     try:
-        _check_image(services, source, int(head.get("ContentLength", 0)))
-        if settings.dedup_enabled:
-            digest = content_hash(services.s3, source.bucket, source.key, source.version_id)
+        digest = _check_image(services, source, int(head.get("ContentLength", 0)), settings.dedup_enabled)
     except RejectedImage as exc:
         fail_job(job, services, now, reason=exc.reason, message=exc.message)
         return SubmitOutcome("failed", job_id, exc.reason)
@@ -166,7 +163,7 @@ def send_to_gateway(
             return SubmitOutcome("failed", job.job_id, "gateway-gave-up")
         services.store.release(job.job_id, job.attempt, now, exc.message, to_status=on_transient)
         raise RetryLater(exc.message, exc.retry_after) from None
-    services.store.mark_submitted(job.job_id, job.attempt, submission.request_id, now)
+    services.store.mark_submitted(job.job_id, job.attempt, submission.request_id, now, job.content_hash)
     services.metrics.count(c.METRIC_SUBMITTED)
     return SubmitOutcome("submitted", job.job_id, submission.request_id)
 
@@ -200,13 +197,25 @@ def _is_newer_than(head: dict[str, Any], source: SourceObject) -> bool:
     return bool(source.etag) and head.get("ETag", "").strip('"') != (source.etag or "").strip('"')
 
 
-def _check_image(services: Services, source: SourceObject, size: int) -> None:
+def _check_image(services: Services, source: SourceObject, size: int, with_hash: bool) -> str | None:
+    """Sniff the image from its head and tail; with ``with_hash``, read it whole once and hash it.
+
+    Returns the SHA-256 for content de-duplication (one GET instead of two ranged GETs and a
+    hashing GET), or None without it.
+    """
     settings = services.settings
     if size == 0 or size > settings.max_image_bytes:
         sniff_image(b"", b"", size, settings.max_image_bytes, settings.max_image_pixels)
-    head = _read_range(services.s3, source, f"bytes=0-{HEAD_BYTES - 1}")
-    tail = head if size <= HEAD_BYTES else _read_range(services.s3, source, f"bytes=-{TAIL_BYTES}")
+    digest = None
+    if with_hash:
+        head, tail, digest = read_head_tail_and_hash(
+            services.s3, source.bucket, source.key, source.version_id, HEAD_BYTES, TAIL_BYTES
+        )
+    else:
+        head = _read_range(services.s3, source, f"bytes=0-{HEAD_BYTES - 1}")
+        tail = head if size <= HEAD_BYTES else _read_range(services.s3, source, f"bytes=-{TAIL_BYTES}")
     sniff_image(head, tail, size, settings.max_image_bytes, settings.max_image_pixels)
+    return digest
 
 
 def _read_range(s3: Any, source: SourceObject, byte_range: str) -> bytes:

@@ -13,22 +13,27 @@ import boto3
 import pytest
 import urllib3
 from cutouts_events import ACCOUNT, REGION, table_schema
-from cutouts_testkit import FakeGateway, encode_key, s3_notification, sqs_event
+from cutouts_testkit import (
+    API_KEY,
+    BUCKET,
+    CALLBACK_BASE,
+    DLQ,
+    GATEWAY_KEY_SECRET,
+    QUEUE,
+    SIGNING_KEY,
+    SIGNING_SECRET,
+    TABLE,
+    FakeGateway,
+    encode_key,
+    s3_notification,
+    sqs_event,
+)
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cutouts")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "DEBUG")  # so the log-leak test sees everything
 
-BUCKET = "cutouts-test-bucket"
-TABLE = "cutouts-jobs"
-QUEUE = "cutouts-uploads"
-DLQ = "cutouts-uploads-dlq"
-GATEWAY_KEY_SECRET = "cutouts/gateway-key"
-SIGNING_SECRET = "cutouts/callback-signing"
-API_KEY = "pxz-test-KEY-7f3a9c1e5b2d4f6a8c0e"
-SIGNING_KEY = "sig-CURRENT-0123456789abcdef0123456789abcdef"
-CALLBACK_BASE = "https://abcdef1234.execute-api.us-east-1.amazonaws.com"
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
 
 

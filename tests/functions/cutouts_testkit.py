@@ -20,6 +20,16 @@ import urllib3
 from cutouts_events import load_event
 from PIL import Image
 
+# Names and (fake) secrets of the test environment; import them from here, not from conftest.
+BUCKET = "cutouts-test-bucket"
+TABLE = "cutouts-jobs"
+QUEUE = "cutouts-uploads"
+DLQ = "cutouts-uploads-dlq"
+GATEWAY_KEY_SECRET = "cutouts/gateway-key"
+SIGNING_SECRET = "cutouts/callback-signing"
+API_KEY = "pxz-test-KEY-7f3a9c1e5b2d4f6a8c0e"
+SIGNING_KEY = "sig-CURRENT-0123456789abcdef0123456789abcdef"
+CALLBACK_BASE = "https://abcdef1234.execute-api.us-east-1.amazonaws.com"
 MODEL_PATH = "/bria-rmbg-2-0-682/v1/bria-rmbg-2-0-request"
 STATUS_PATH = "/v2/requests/status/"
 

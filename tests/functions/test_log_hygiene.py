@@ -4,9 +4,17 @@ import io
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from conftest import API_KEY, SIGNING_KEY
 from cutouts_events import load_event
-from cutouts_testkit import Reply, callback_event, cutout_png, image_bytes, new_request_id, status_doc
+from cutouts_testkit import (
+    API_KEY,
+    SIGNING_KEY,
+    Reply,
+    callback_event,
+    cutout_png,
+    image_bytes,
+    new_request_id,
+    status_doc,
+)
 
 
 def test_logs_never_contain_secrets_tokens_or_presigned_urls(cutouts, lambda_context, capsys):

@@ -8,9 +8,8 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import API_KEY, CALLBACK_BASE
 from cutouts_events import load_event
-from cutouts_testkit import Reply, cutout_png, image_bytes, new_request_id
+from cutouts_testkit import API_KEY, CALLBACK_BASE, Reply, cutout_png, image_bytes, new_request_id
 
 JPEG = image_bytes("JPEG", (40, 30))
 
