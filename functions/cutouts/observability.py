@@ -10,7 +10,9 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from cutouts.constants import METRIC_FAILED, METRICS_NAMESPACE, SERVICE_NAME
 
 logger = Logger(service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
+# Trace only what we call: AWS through botocore, the gateway and media hosts through http.client
+# (urllib3). Patching everything the X-Ray SDK knows would import requests and more at cold start.
+tracer = Tracer(service=SERVICE_NAME, patch_modules=("botocore", "httplib"))
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 
