@@ -54,9 +54,8 @@ def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> s
 
 def _complete(job: Job, status: JobStatus, services: Services, now: float) -> str:
     settings = services.settings
-    latest = services.store.latest_job_for(job.bucket, job.key)
-    if latest is not None and latest != job.job_id:
-        # A newer upload of this key owns the output key; this result must not overwrite it.
+    if job.superseded_by:
+        # A newer upload of this key owns the output key (its submit told us): do not overwrite it.
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return "superseded"
     if not status.media_urls:
@@ -87,9 +86,10 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
         return RETRY_LATER
     if not services.store.mark_completed(job, now, output_key):
         return "already-finished"
-    remove_failure_report(
-        services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
-    )
+    if job.clear_report:  # the key had a report (an earlier version or attempt failed): it is stale now
+        remove_failure_report(
+            services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
+        )
     services.metrics.count(c.METRIC_COMPLETED)
     if job.created_at:
         services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))

@@ -13,7 +13,6 @@ duplicate call.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -31,41 +30,10 @@ _GONE = ("404", "NoSuchKey", "NoSuchVersion")
 _CHANGED = ("PreconditionFailed", "412", "404", "NoSuchKey")
 
 
-class SourceVanished(Exception):
-    """The source version disappeared while it was being hashed."""
-
-
 @dataclass(frozen=True)
 class CacheResult:
     result: str  # cached | superseded | already-finished
     detail: str
-
-
-def read_head_tail_and_hash(
-    s3: Any, bucket: str, key: str, version_id: str | None, head_bytes: int, tail_bytes: int
-) -> tuple[bytes, bytes, str]:
-    """Stream the object once: its first and last bytes (to sniff) and its SHA-256 (to de-duplicate)."""
-    params = {"Bucket": bucket, "Key": key}
-    if version_id:
-        params["VersionId"] = version_id
-    try:
-        body = s3.get_object(**params)["Body"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _GONE:
-            raise SourceVanished() from None
-        raise
-    digest, head, tail = hashlib.sha256(), b"", b""
-    for chunk in body.iter_chunks(HASH_CHUNK_BYTES):
-        digest.update(chunk)
-        if len(head) < head_bytes:
-            head += chunk[: head_bytes - len(head)]
-        tail = (tail + chunk)[-tail_bytes:]
-    return head, tail, digest.hexdigest()
-
-
-def content_hash(s3: Any, bucket: str, key: str, version_id: str | None) -> str:
-    """SHA-256 of the object's bytes, streamed in 1 MiB chunks (sources are capped at 25 MB)."""
-    return read_head_tail_and_hash(s3, bucket, key, version_id, 0, 1)[2]
 
 
 def reuse_cutout(job: Job, digest: str, services: Services, now: float) -> CacheResult | None:

@@ -60,6 +60,8 @@ class Job:
     output_key: str | None = None
     content_hash: str | None = None
     from_cache: bool | None = None
+    superseded_by: str | None = None  # a newer version of the key was uploaded while this one ran
+    clear_report: bool | None = None  # the key may hold a failure report a success must remove
 
     @property
     def is_final(self) -> bool:
@@ -190,16 +192,57 @@ class JobStore:
 
     def record_latest(self, bucket: str, key: str, sequencer: str, job_id: str, now: float) -> bool:
         """Note ``job_id`` as the newest version of the key unless a newer event was already seen."""
+        return self.note_newest(bucket, key, sequencer, job_id, now) is not None
+
+    def note_newest(self, bucket: str, key: str, sequencer: str, job_id: str, now: float) -> dict[str, Any] | None:
+        """Like record_latest; returns the key record as it was before ({} if new), or None if superseded.
+
+        The previous record says which job this version replaces (so it can be told) and whether a
+        failure report was written for the key (so a success knows to remove it).
+        """
+        try:
+            reply = self._ddb.update_item(
+                TableName=self._table,
+                Key={TABLE_PARTITION_KEY: {"S": _key_pk(bucket, key)}},
+                UpdateExpression="SET #q = :q, #j = :j, #u = :u, #t = :t",
+                ConditionExpression="attribute_not_exists(#pk) OR attribute_not_exists(#q) OR #q <= :q",
+                ExpressionAttributeNames={
+                    "#q": "sequencer",
+                    "#j": "job_id",
+                    "#u": "updated_at",
+                    "#t": TABLE_TTL_ATTRIBUTE,
+                    "#pk": TABLE_PARTITION_KEY,
+                },
+                ExpressionAttributeValues={
+                    ":q": {"S": sequencer},
+                    ":j": {"S": job_id},
+                    ":u": _serialize(now),
+                    ":t": _serialize(int(now) + self._ttl_seconds),
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise JobStoreError(f"DynamoDB update failed: {exc.response.get('Error', {}).get('Code')}") from exc
+        return {name: _deserialize(attr) for name, attr in reply.get("Attributes", {}).items()}
+
+    def tell_superseded(self, job_id: str, by_job_id: str, now: float) -> bool:
+        """Tell an older version's job that a newer one owns the output key now."""
+        return self._conditional(
+            _job_pk(job_id),
+            {"superseded_by": by_job_id},
+            condition="attribute_exists(#pk)",
+            values={},
+        )
+
+    def flag_report(self, bucket: str, key: str, now: float) -> bool:
+        """Note on the key record that a failure report exists, before it is written."""
         return self._conditional(
             _key_pk(bucket, key),
-            {
-                "sequencer": sequencer,
-                "job_id": job_id,
-                "updated_at": now,
-                TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
-            },
-            condition="attribute_not_exists(#pk) OR #sequencer <= :c_seq",
-            values={":c_seq": sequencer},
+            {"has_report": True, "updated_at": now},
+            condition="",  # create the key record if there is none yet
+            values={},
         )
 
     def claim(self, job: Job, now: float, lease_seconds: float) -> bool:
@@ -381,9 +424,9 @@ class JobStore:
                 TableName=self._table,
                 Key={TABLE_PARTITION_KEY: {"S": pk}},
                 UpdateExpression=expression,
-                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=attr_values,
+                **({"ConditionExpression": condition} if condition else {}),
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cutouts import constants as c
-from cutouts.job_store import COMPLETED, FAILED, SUBMITTING, Job
+from cutouts.job_store import COMPLETED, FAILED, SUBMITTING, SUPERSEDED, Job
 from cutouts.keys import failure_key_for
 from cutouts.reports import FailureReport, advice_for, remove_failure_report, write_failure_report
 from cutouts.services import Services
@@ -27,6 +27,9 @@ def fail_job(
     reconciler ends later, never a failed job nobody was told about.
     """
     settings = services.settings
+    if job.superseded_by:  # a newer version of the key took over: its outcome is the one to report
+        services.store.mark_final(job, SUPERSEDED, now, "superseded", message)
+        return False
     report_key = failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
     report = FailureReport(
         source_bucket=job.bucket,
@@ -42,6 +45,7 @@ def fail_job(
         http_status=http_status,
         attempts=job.attempt,
     )
+    services.store.flag_report(job.bucket, job.key, now)  # before the report: a success must find it
     write_failure_report(services.s3, job.bucket, report_key, report)
     if services.store.mark_final(job, FAILED, now, reason, message):
         services.metrics.failure(reason)

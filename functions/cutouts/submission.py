@@ -13,16 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from cutouts import constants as c
-from cutouts.content_cache import SourceVanished, read_head_tail_and_hash, reuse_cutout
+from cutouts.content_cache import reuse_cutout
 from cutouts.gateway import GatewayInDoubt, GatewayPermanentError, GatewayTransientError
-from cutouts.image_sniff import HEAD_BYTES, TAIL_BYTES, RejectedImage, sniff_image
-from cutouts.job_store import RETRY, Job
+from cutouts.image_sniff import RejectedImage
+from cutouts.job_store import RETRY, SUBMITTING, SUPERSEDED, Job
 from cutouts.keys import decode_event_key, job_id_for, padded_sequencer
-from cutouts.outcomes import GATEWAY_ALARM_METRICS, fail_job, fail_new_job
+from cutouts.outcomes import GATEWAY_ALARM_METRICS, fail_job
 from cutouts.services import Services
+from cutouts.source_reader import SourceGone, SourceReplaced, read_source
 
 CLAIM_LEASE_SECONDS = 120.0
 
@@ -87,33 +86,47 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
     settings = services.settings
     if not source.key.startswith(settings.input_prefix):
         return SubmitOutcome("ignored", detail="outside the input prefix")
-    job_id = source.job_id
-    if source.sequencer and not services.store.record_latest(
-        source.bucket, source.key, padded_sequencer(source.sequencer), job_id, now
-    ):
-        return SubmitOutcome("superseded", job_id, "a newer upload of this key was already seen")
+    job = source.new_job()
+    if source.sequencer:
+        previous = services.store.note_newest(
+            source.bucket, source.key, padded_sequencer(source.sequencer), job.job_id, now
+        )
+        if previous is None:
+            return SubmitOutcome("superseded", job.job_id, "a newer upload of this key was already seen")
+        older = previous.get("job_id")
+        if older and older != job.job_id:
+            services.store.tell_superseded(older, job.job_id, now)
+        job.clear_report = bool(previous.get("has_report")) or None
+    else:
+        job.clear_report = True  # no ordering information: a success removes any report of the key
 
-    head = _head_current(services.s3, source)
-    if head is None:
-        fail_new_job(source.new_job(), services, now, reason="source-deleted", message="the object no longer exists")
-        return SubmitOutcome("failed", job_id, "source-deleted")
-    if _is_newer_than(head, source):
-        return SubmitOutcome("superseded", job_id, "the object was overwritten after this event")
-
-    job = source.new_job(head.get("ETag"))
     if not services.store.claim(job, now, CLAIM_LEASE_SECONDS):
         services.metrics.count(c.METRIC_DUPLICATES_SKIPPED)
-        return SubmitOutcome("duplicate", job_id, "this object version is already being handled")
-    job.status = "SUBMITTING"
+        return SubmitOutcome("duplicate", job.job_id, "this object version is already being handled")
+    job.status = SUBMITTING
 
     try:
-        digest = _check_image(services, source, int(head.get("ContentLength", 0)), settings.dedup_enabled)
+        read = read_source(
+            services.s3,
+            source.bucket,
+            source.key,
+            source.version_id,
+            source.etag,
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            with_hash=settings.dedup_enabled,
+        )
     except RejectedImage as exc:
         fail_job(job, services, now, reason=exc.reason, message=exc.message)
-        return SubmitOutcome("failed", job_id, exc.reason)
-    except (_SourceGone, SourceVanished):
-        fail_job(job, services, now, reason="source-deleted", message="the object was deleted while in the queue")
-        return SubmitOutcome("failed", job_id, "source-deleted")
+        return SubmitOutcome("failed", job.job_id, exc.reason)
+    except SourceGone:
+        fail_job(job, services, now, reason="source-deleted", message="the object was deleted before it was processed")
+        return SubmitOutcome("failed", job.job_id, "source-deleted")
+    except SourceReplaced:
+        services.store.mark_final(job, SUPERSEDED, now, "superseded", "the object was overwritten after this event")
+        return SubmitOutcome("superseded", job.job_id, "the object was overwritten after this event")
+    digest = read.content_hash
+    job_id = job.job_id
 
     if digest is not None:
         cached = reuse_cutout(job, digest, services, now)
@@ -174,57 +187,3 @@ def presign_source(s3: Any, job: Job, expiry_seconds: int) -> str:
     if job.version_id:
         params["VersionId"] = job.version_id
     return str(s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expiry_seconds))
-
-
-class _SourceGone(Exception):
-    pass
-
-
-def _head_current(s3: Any, source: SourceObject) -> dict[str, Any] | None:
-    """The key's current object: None if it was deleted (with versioning: a delete marker)."""
-    try:
-        return dict(s3.head_object(Bucket=source.bucket, Key=source.key))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion", "405"):
-            return None
-        raise
-
-
-def _is_newer_than(head: dict[str, Any], source: SourceObject) -> bool:
-    """The key now holds another version than the event's: that upload's own event will handle it."""
-    if source.version_id:
-        return bool(head.get("VersionId")) and head.get("VersionId") != source.version_id
-    return bool(source.etag) and head.get("ETag", "").strip('"') != (source.etag or "").strip('"')
-
-
-def _check_image(services: Services, source: SourceObject, size: int, with_hash: bool) -> str | None:
-    """Sniff the image from its head and tail; with ``with_hash``, read it whole once and hash it.
-
-    Returns the SHA-256 for content de-duplication (one GET instead of two ranged GETs and a
-    hashing GET), or None without it.
-    """
-    settings = services.settings
-    if size == 0 or size > settings.max_image_bytes:
-        sniff_image(b"", b"", size, settings.max_image_bytes, settings.max_image_pixels)
-    digest = None
-    if with_hash:
-        head, tail, digest = read_head_tail_and_hash(
-            services.s3, source.bucket, source.key, source.version_id, HEAD_BYTES, TAIL_BYTES
-        )
-    else:
-        head = _read_range(services.s3, source, f"bytes=0-{HEAD_BYTES - 1}")
-        tail = head if size <= HEAD_BYTES else _read_range(services.s3, source, f"bytes=-{TAIL_BYTES}")
-    sniff_image(head, tail, size, settings.max_image_bytes, settings.max_image_pixels)
-    return digest
-
-
-def _read_range(s3: Any, source: SourceObject, byte_range: str) -> bytes:
-    params = {"Bucket": source.bucket, "Key": source.key, "Range": byte_range}
-    if source.version_id:
-        params["VersionId"] = source.version_id
-    try:
-        return bytes(s3.get_object(**params)["Body"].read())
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion"):
-            raise _SourceGone() from None
-        raise

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from cutouts_testkit import callback_event, cutout_png, new_request_id, status_doc, submitted
+from cutouts_testkit import callback_event, cutout_png, image_bytes, new_request_id, status_doc, submitted
 
 
 @pytest.fixture
@@ -115,9 +115,13 @@ def test_malformed_job_id_is_refused(webhook, cutouts, lambda_context, job_id):
 
 
 def test_confirmed_completion_writes_the_cutout_and_removes_a_stale_report(webhook, cutouts, lambda_context):
-    # Given a submitted job, an old failure report for its key, and a gateway that has finished
-    job, attempt, token = submitted(cutouts, "uploads/pets/cat.jpg")
+    # Given an old failure report for the key (flagged on its key record, as fail_job does),
+    # a submitted job for a new version of it, and a gateway that has finished
+    import time
+
+    cutouts.services().store.flag_report(cutouts.bucket, "uploads/pets/cat.jpg", time.time())
     cutouts.put("failed/pets/cat.jpg.json", b'{"reason": "old"}')
+    job, attempt, token = submitted(cutouts, "uploads/pets/cat.jpg")
     png = cutout_png()
     cutouts.gateway.complete(job.request_id, png)
     # When the gateway calls back
@@ -209,3 +213,24 @@ def test_body_claiming_completion_while_the_gateway_says_processing_changes_noth
     before = snapshot(cutouts)
     code, _ = call(webhook, lambda_context, job.job_id, token=token, body=completed_body(job.request_id))
     assert code == 202 and snapshot(cutouts) == before
+
+
+def test_result_of_a_version_overwritten_in_flight_never_replaces_the_newer_cutout(webhook, cutouts, lambda_context):
+    # Given version 1 of a key submitted, then version 2 uploaded and submitted (a later sequencer)
+    import json as _json
+    import time
+
+    from cutouts.submission import source_from_s3_record, submit_source
+
+    old, _, old_token = submitted(cutouts, "uploads/pets/dog.jpg")
+    event = cutouts.notification("uploads/pets/dog.jpg", image_bytes("PNG"), sequencer="0055AED6DCD90281F9")
+    newer = _json.loads(event)
+    outcome = submit_source(source_from_s3_record(newer["Records"][0]), cutouts.services(), time.time())
+    assert outcome.result == "submitted"
+    # When the old version's result arrives (the gateway finished it too)
+    cutouts.gateway.complete(old.request_id, cutout_png())
+    code, _ = call(webhook, lambda_context, old.job_id, token=old_token, body=completed_body(old.request_id))
+    # Then the old job ends SUPERSEDED and writes nothing to the output key the newer version owns
+    assert code == 200
+    assert cutouts.services().store.get(old.job_id).status == "SUPERSEDED"
+    assert "cutouts/pets/dog.jpg.png" not in cutouts.keys("cutouts/")
