@@ -121,6 +121,10 @@ class LocalAws:
         self.stop()
         raise RuntimeError(f"moto's server did not start within {timeout} s")
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
