@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from cutouts import constants as c
 
@@ -84,9 +85,11 @@ class LocalResources:
     signing_secret: str
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG)
 
 
+# Fail a stalled request fast and retry it, as the functions do (botocore's default waits 60 s).
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
 _REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 
 

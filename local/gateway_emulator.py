@@ -96,6 +96,13 @@ _SERVER_ERRORS = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    """The standard threading server, with a listen backlog for bursts (the default is 5)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @dataclass
 class FaultConfig:
     """How the emulator misbehaves. Rates are probabilities in [0, 1], drawn per request.
@@ -257,7 +264,7 @@ class GatewayEmulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         self._stop.clear()
-        server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        server = _Server((self.host, self.port), _Handler)
         server.daemon_threads = True
         server.emulator = self  # type: ignore[attr-defined]
         self._server = server

@@ -25,6 +25,13 @@ from urllib.parse import parse_qsl, urlsplit
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+class _Server(ThreadingHTTPServer):
+    """The standard threading server, with a listen backlog for bursts (the default is 5)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @dataclass
 class LocalContext:
     """The parts of Lambda's context object our handlers and Powertools read."""
@@ -204,7 +211,7 @@ class HttpApi:
                 self.end_headers()
 
         self._handler = handler
-        self._server = ThreadingHTTPServer((host, port), _Request)
+        self._server = _Server((host, port), _Request)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="http-api")
         self.requests = 0

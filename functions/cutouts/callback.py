@@ -66,9 +66,15 @@ def handle_callback(
         return CallbackReply(503, "could not confirm the status with the gateway")
 
     if adopting:
-        if not services.store.adopt(job_id, attempt_no, confirmed.request_id, now):
-            return CallbackReply(409, "job changed meanwhile")
-        job = services.store.get(job_id) or job
+        # Either we adopt the request, or the submit function recorded it meanwhile (a fast gateway
+        # can call back before the submitter's write lands): both leave the job with this request.
+        services.store.adopt(job_id, attempt_no, confirmed.request_id, now)
+        current = services.store.get(job_id)
+        if current is None or current.request_id != confirmed.request_id or current.attempt != attempt_no:
+            return _reject(services, 409, "request_id does not belong to this job")
+        if current.is_final:
+            return CallbackReply(200, f"job already {current.status.lower()}")
+        job = current
     outcome = settle_job(job, confirmed, services, now)
     if outcome == RETRY_LATER:
         return CallbackReply(503, "result not downloadable yet")

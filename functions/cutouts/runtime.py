@@ -26,7 +26,9 @@ def _clients() -> dict[str, Any]:
     from botocore.config import Config
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    retry = Config(retries={"mode": "standard", "max_attempts": 3})
+    # botocore waits 60 s for a reply by default: longer than the functions live. A stalled call
+    # should fail fast and be retried (standard mode) while there is time left to do so.
+    retry = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
     s3 = boto3.client("s3", region_name=region, config=retry.merge(Config(signature_version="s3v4")))
     return {
         "s3": s3,

@@ -234,3 +234,30 @@ def test_result_of_a_version_overwritten_in_flight_never_replaces_the_newer_cuto
     assert code == 200
     assert cutouts.services().store.get(old.job_id).status == "SUPERSEDED"
     assert "cutouts/pets/dog.jpg.png" not in cutouts.keys("cutouts/")
+
+
+def test_callback_racing_the_submitters_own_write_still_completes_the_job(webhook, cutouts, lambda_context):
+    # Given a job whose callback arrives while it still looks unsubmitted to the webhook, and the
+    # submit function records the request id between the webhook's read and its adoption
+    job, _, token = submitted(cutouts, "uploads/pets/fast.jpg")
+    store = cutouts.services().store
+    from cutouts import job_store
+
+    real_get = job_store.JobStore.get
+    calls = {"n": 0}
+
+    def first_read_sees_no_request(self, job_id):
+        found = real_get(self, job_id)
+        calls["n"] += 1
+        if calls["n"] == 1 and found is not None:
+            found.request_id, found.status = None, "SUBMITTING"
+        return found
+
+    cutouts.gateway.complete(job.request_id, cutout_png())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(job_store.JobStore, "get", first_read_sees_no_request)
+        # When the callback arrives
+        code, message = call(webhook, lambda_context, job.job_id, token=token, body=completed_body(job.request_id))
+    # Then it is not lost: the job completes with the request the submitter recorded
+    assert (code, message) == (200, "completed")
+    assert store.get(job.job_id).status == "COMPLETED"
