@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 chaos: $(STAMP)
-	CUTOUTS_CHAOS_INPUTS=400 $(PY) -m pytest -m chaos -p no:randomly tests/local/test_chaos.py -q
+	set -o pipefail; CUTOUTS_CHAOS_INPUTS=400 $(PY) -m pytest -m chaos tests/local/test_chaos.py -q -s 2>&1 | grep -v '^{"_aws'
 
 clean:
 	rm -rf $(VENV) cdk.out out
