@@ -7,14 +7,13 @@ stays until the retry succeeds, which removes it.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cutouts.job_store import FAILED, Job
-from cutouts.submission import source_from_s3_record
+from cutouts.submission import sources_in_notification
 from cutouts_cli.backfill import resolve_prefix
 from cutouts_cli.s3_events import SourceVersion, head_source, notification_body, sequencer_for
 from cutouts_cli.target import Clients, Target
@@ -130,16 +129,8 @@ def redrive_dead_letters(
 
 def _reopen_failed_jobs_of(store: Any, body: str, now: float) -> int:
     """A dead-lettered upload usually has a FAILED job (the reconciler reported it): reopen it."""
-    try:
-        records = json.loads(body).get("Records", [])
-    except (ValueError, AttributeError):
-        return 0
     reopened = 0
-    for record in records:
-        try:
-            source = source_from_s3_record(record)
-        except (KeyError, TypeError):
-            continue
+    for source in sources_in_notification(body):
         job = store.get(source.job_id)
         if job is not None and job.status == FAILED:
             reopened += int(store.reopen(job, now))

@@ -6,7 +6,6 @@ time-out; anything left over waits for the next pass.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -16,7 +15,7 @@ from cutouts.gateway import GatewayError, GatewayPermanentError
 from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, Job
 from cutouts.outcomes import fail_job, fail_new_job
 from cutouts.services import Services
-from cutouts.submission import CLAIM_LEASE_SECONDS, RetryLater, send_to_gateway, source_from_s3_record
+from cutouts.submission import CLAIM_LEASE_SECONDS, RetryLater, send_to_gateway, sources_in_notification
 
 
 def reconcile(services: Services, now: float, limit: int = 100) -> dict[str, int]:
@@ -129,16 +128,8 @@ def sweep_dead_letters(services: Services, now: float, max_batches: int = 5) -> 
 
 
 def _report_dead_letter(message: dict[str, Any], services: Services, now: float) -> int:
-    try:
-        records = json.loads(message.get("Body", "{}")).get("Records", [])
-    except (ValueError, AttributeError):
-        return 0
     reported = 0
-    for record in records:
-        try:
-            source = source_from_s3_record(record)
-        except (KeyError, TypeError):
-            continue
+    for source in sources_in_notification(message.get("Body", "{}")):
         job = services.store.get(source.job_id)
         if job is not None and job.is_final:
             continue

@@ -10,6 +10,7 @@ Only after a grace period with no callback does the reconciler resubmit.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,21 @@ def source_from_s3_record(record: dict[str, Any]) -> SourceObject:
         etag=obj.get("eTag") or None,
         sequencer=obj.get("sequencer") or None,
     )
+
+
+def sources_in_notification(body: str) -> list[SourceObject]:
+    """The uploads an S3 notification message names; none for a test event or anything malformed."""
+    try:
+        records = json.loads(body).get("Records", [])
+    except (ValueError, AttributeError):
+        return []
+    sources = []
+    for record in records if isinstance(records, list) else []:
+        try:
+            sources.append(source_from_s3_record(record))
+        except (KeyError, TypeError):
+            continue
+    return sources
 
 
 def submit_source(source: SourceObject, services: Services, now: float, final_delivery: bool = False) -> SubmitOutcome:
