@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from local.gateway_emulator import add_gateway_arguments, run_gateway
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Metrics are switched off locally; Powertools still warns on every invocation that has none.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
