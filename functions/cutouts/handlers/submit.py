@@ -66,7 +66,12 @@ def record_handler(record: SQSRecord) -> None:
         finally:
             logger.thread_safe_remove_keys(["job_id", "source_key"])
         logger.info(
-            "submit", result=outcome.result, detail=outcome.detail, job_id=outcome.job_id, source_key=source.key
+            "submit",
+            result=outcome.result,
+            detail=outcome.detail,
+            job_id=outcome.job_id,
+            request_id=outcome.detail if outcome.result == "submitted" else None,
+            source_key=source.key,
         )
 
 

@@ -21,6 +21,15 @@ from cutouts.observability import logger, metrics, tracer
 runtime.settings()
 
 
+def _claimed_request_id(body: str | bytes | None) -> str | None:
+    """The request id the body claims, for the log lines only (it is checked, not trusted)."""
+    try:
+        claimed = json.loads(body or "{}").get("request_id")
+    except (ValueError, AttributeError):
+        return None
+    return claimed[:128] if isinstance(claimed, str) else None
+
+
 def _response(reply: CallbackReply) -> dict[str, Any]:
     return {
         "statusCode": reply.status_code,
@@ -39,7 +48,7 @@ def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, 
     job_id = (event.path_parameters or {}).get("job_id")
     query = event.query_string_parameters or {}
     body = event.decoded_body
-    logger.thread_safe_append_keys(job_id=job_id)
+    logger.thread_safe_append_keys(job_id=job_id, request_id=_claimed_request_id(body))
     try:
         reply = handle_callback(
             job_id=job_id,
@@ -52,5 +61,5 @@ def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, 
         log = logger.info if reply.status_code < 400 else logger.warning
         log("callback", status_code=reply.status_code, outcome=reply.message)
     finally:
-        logger.thread_safe_remove_keys(["job_id"])
+        logger.thread_safe_remove_keys(["job_id", "request_id"])
     return _response(reply)
