@@ -141,13 +141,10 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
     except SourceReplaced:
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "the object was overwritten after this event")
         return SubmitOutcome("superseded", job.job_id, "the object was overwritten after this event")
-    digest = read.content_hash
-    job_id = job.job_id
-
-    if digest is not None:
-        cached = reuse_cutout(job, digest, services, now)
+    if read.content_hash is not None:
+        cached = reuse_cutout(job, read.content_hash, services, now)
         if cached is not None:
-            return SubmitOutcome(cached.result, job_id, cached.detail)
+            return SubmitOutcome(cached.result, job.job_id, cached.detail)
 
     return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=final_delivery)
 
