@@ -1,7 +1,8 @@
 """Content de-duplication: identical bytes share one gateway call.
 
-The S3 ETag is not a content hash (multipart uploads, SSE-KMS), so the submit function reads the
-source once more and records its SHA-256 on the job. A COMPLETED job with the same hash whose
+The S3 ETag is not a content hash (multipart uploads, SSE-KMS), so the submit function hashes the
+source in the same read that checks it is an image (source_reader) and records the SHA-256 on the
+job with its submission or completion. A COMPLETED job with the same hash whose
 cutout is still the one it produced (the cutout's ``job-id`` metadata names it) lends that cutout:
 it is copied server-side to this job's output key, and the job ends COMPLETED ``from_cache``.
 
@@ -25,7 +26,6 @@ from cutouts.keys import failure_key_for, output_key_for
 from cutouts.reports import remove_failure_report
 from cutouts.services import Services
 
-HASH_CHUNK_BYTES = 1024 * 1024
 _GONE = ("404", "NoSuchKey", "NoSuchVersion")
 _CHANGED = ("PreconditionFailed", "412", "404", "NoSuchKey")
 

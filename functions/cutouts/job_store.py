@@ -258,15 +258,6 @@ class JobStore:
             values={":c_retry": RETRY},
         )
 
-    def record_content_hash(self, job_id: str, attempt: int, content_hash: str, now: float) -> bool:
-        """Note the source's SHA-256 on a claimed job, so later identical uploads can reuse its cutout."""
-        return self._conditional(
-            _job_pk(job_id),
-            {CONTENT_INDEX_PARTITION_KEY: content_hash, "updated_at": now},
-            condition="#status = :c_from AND #attempt = :c_attempt",
-            values={":c_from": SUBMITTING, ":c_attempt": attempt},
-        )
-
     def mark_submitted(
         self, job_id: str, attempt: int, request_id: str, now: float, content_hash: str | None = None
     ) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -27,7 +28,9 @@ def backoff_seconds(receive_count: int, retry_after: float | None, base: int) ->
     return int(min(MAX_VISIBILITY_SECONDS, max(1, delay)))
 
 
+@functools.cache
 def _queue_url(sqs: Any, arn: str) -> str:
+    """Asked once per environment, not on every 429 of a storm."""
     _, _, _, _, account, name = arn.split(":", 5)
     return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
