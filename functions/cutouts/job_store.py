@@ -246,15 +246,34 @@ class JobStore:
         )
 
     def claim(self, job: Job, now: float, lease_seconds: float) -> bool:
-        """Create the job in SUBMITTING, or take it back from RETRY. False: someone else has it."""
+        """Create the job in SUBMITTING, or take it back from RETRY. False: someone else has it.
+
+        A new job is one conditional PutItem; only a job that already exists (a duplicate
+        delivery, or one the queue brings back after a 429) costs the second, updating call.
+        """
         values = {k: v for k, v in asdict(job).items() if v is not None and k not in ("created_at", "updated_at")}
-        values |= {"status": SUBMITTING, "updated_at": now, "lease_until": now + lease_seconds}
+        values |= {"status": SUBMITTING, "created_at": now, "updated_at": now, "lease_until": now + lease_seconds}
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={TABLE_PARTITION_KEY: {"S": _job_pk(job.job_id)}} | {k: _serialize(v) for k, v in values.items()},
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": TABLE_PARTITION_KEY},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise JobStoreError(f"DynamoDB put failed: {exc.response.get('Error', {}).get('Code')}") from exc
+            existing = exc.response.get("Item") or {}
+            if existing and existing.get("status", {}).get("S") != RETRY:
+                return False
+        del values["created_at"]  # the first claim's time is kept
         return self._conditional(
             _job_pk(job.job_id),
             values,
             remove=("request_id", TABLE_TTL_ATTRIBUTE),
-            created_at=now,
-            condition="attribute_not_exists(#pk) OR #status = :c_retry",
+            condition="#status = :c_retry",
             values={":c_retry": RETRY},
         )
 
@@ -327,27 +346,33 @@ class JobStore:
         )
 
     def mark_completed(self, job: Job, now: float, output_key: str, from_cache: bool = False) -> bool:
+        """End a job COMPLETED from SUBMITTED (its request) or, for a cache hit, from its own claim.
+
+        Only what changes is written: an absent ``from_cache`` reads as false, and the hash and
+        the attributes to remove are those this job carries (a claim always holds a lease).
+        """
         condition = "#status = :c_from AND #request_id = :c_rid"
         values: dict[str, Any] = {":c_from": SUBMITTED, ":c_rid": job.request_id or ""}
-        if from_cache:
-            condition, values = (
-                "#status = :c_from AND #attempt = :c_attempt",
-                {":c_from": SUBMITTING, ":c_attempt": job.attempt},
-            )
         fields: dict[str, Any] = {
             "status": COMPLETED,
             "updated_at": now,
             "finished_at": now,
             "output_key": output_key,
-            "from_cache": from_cache,
             TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
         }
-        if job.content_hash:
-            fields[CONTENT_INDEX_PARTITION_KEY] = job.content_hash  # a cache hit can lend its cutout on
+        if from_cache:
+            condition, values = (
+                "#status = :c_from AND #attempt = :c_attempt",
+                {":c_from": SUBMITTING, ":c_attempt": job.attempt},
+            )
+            fields["from_cache"] = True
+            if job.content_hash:
+                fields[CONTENT_INDEX_PARTITION_KEY] = job.content_hash  # it can lend its cutout on in turn
+        stale = {"lease_until": from_cache or job.lease_until is not None, "error": job.error, "reason": job.reason}
         return self._conditional(
             _job_pk(job.job_id),
             fields,
-            remove=("lease_until", "error", "reason"),
+            remove=tuple(name for name, present in stale.items() if present),
             condition=condition,
             values=values,
         )
@@ -391,7 +416,6 @@ class JobStore:
         condition: str,
         values: Mapping[str, Any],
         remove: Sequence[str] = (),
-        created_at: float | None = None,
     ) -> bool:
         names = {token: token[1:] for token in re.findall(r"#\w+", condition)}
         sets, attr_values = [], {k: _serialize(v) for k, v in values.items()}
@@ -399,10 +423,6 @@ class JobStore:
             names[f"#f{i}"] = name
             attr_values[f":v{i}"] = _serialize(value)
             sets.append(f"#f{i} = :v{i}")
-        if created_at is not None:
-            names["#created"] = "created_at"
-            attr_values[":created"] = _serialize(created_at)
-            sets.append("#created = if_not_exists(#created, :created)")
         expression = "SET " + ", ".join(sets)
         if remove:
             for i, name in enumerate(remove):

@@ -98,6 +98,33 @@ def test_mark_completed_requires_the_matching_request_id(store):
     assert (done.status, done.output_key, done.finished_at) == (COMPLETED, "cutouts/1.jpg.png", NOW)
 
 
+def test_a_completed_job_keeps_no_lease_or_error_from_its_earlier_states(store):
+    # Given a job whose POST went unanswered (error and lease recorded) and whose callback adopted it
+    job = claimed(store)
+    store.mark_in_doubt(job.job_id, 1, NOW, "read timed out")
+    store.adopt(job.job_id, 1, "rid-1", NOW + 1)
+    # When it completes from what the webhook read
+    assert store.mark_completed(store.get(job.job_id), NOW + 2, "cutouts/1.jpg.png")
+    # Then the record says only that it completed, not from the cache
+    done = store.get(job.job_id)
+    assert (done.status, done.error, done.reason, done.lease_until, done.from_cache) == (
+        COMPLETED,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_cache_hit_completes_from_its_own_claim_and_records_its_hash(store):
+    job = new_job()
+    assert store.claim(job, NOW, 120)
+    job.status, job.content_hash = SUBMITTING, "ab" * 32
+    assert store.mark_completed(job, NOW + 1, "cutouts/1.jpg.png", from_cache=True)
+    done = store.get(job.job_id)
+    assert (done.status, done.from_cache, done.content_hash, done.lease_until) == (COMPLETED, True, "ab" * 32, None)
+
+
 def test_mark_final_from_a_stale_view_changes_nothing(store):
     job = claimed(store)
     store.mark_submitted(job.job_id, 1, "rid-1", NOW)
@@ -173,7 +200,7 @@ def test_list_by_status_pages_through_more_than_one_query_page(store, cutouts):
     assert len(list(store.list_by_status(SUBMITTING, NOW, limit=500))) == 130
 
 
-@pytest.mark.parametrize("operation", ["update_item", "get_item", "query"])
+@pytest.mark.parametrize("operation", ["put_item", "update_item", "get_item", "query"])
 def test_throttling_becomes_job_store_error(operation):
     # Given DynamoDB answers with throttling
     client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
@@ -183,8 +210,10 @@ def test_throttling_becomes_job_store_error(operation):
         # When the store is used
         # Then the caller gets our own exception type, not ConditionalCheckFailed's False
         with pytest.raises(JobStoreError):
-            if operation == "update_item":
+            if operation == "put_item":
                 store.claim(new_job(), NOW, 120)
+            elif operation == "update_item":
+                store.mark_submitted("a" * 32, 1, "rid", NOW)
             elif operation == "get_item":
                 store.get("a" * 32)
             else:
@@ -196,3 +225,14 @@ def test_conditional_check_failure_is_a_plain_false():
     with Stubber(client) as stub:
         stub.add_client_error("update_item", "ConditionalCheckFailedException", http_status_code=400)
         assert JobStore(client, "t").mark_submitted("a" * 32, 1, "rid", NOW) is False
+
+
+def test_claim_refuses_a_job_in_any_state_but_retry(store):
+    # Given jobs left in each open or final state
+    for n, status in enumerate((SUBMITTING, SUBMITTED, IN_DOUBT, RESUBMIT, COMPLETED, FAILED), start=10):
+        job = claimed(store, n)
+        store._conditional(f"job#{job.job_id}", {"status": status}, condition="", values={})
+        # When a delivery tries to claim it again
+        # Then it is refused and the record keeps its state and first claim time
+        assert not store.claim(new_job(n), NOW + 5, 120)
+        assert (store.get(job.job_id).status, store.get(job.job_id).created_at) == (status, NOW)
