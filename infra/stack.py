@@ -24,6 +24,7 @@ from infra.functions import (
     powertools_layer,
 )
 from infra.observability import Observability
+from infra.packaging import RUNTIME_PYTHON, find_python
 from infra.secrets import Secrets
 from infra.storage import Storage
 
@@ -51,7 +52,7 @@ class CutoutsStack(Stack):
         secrets = Secrets(self, "Secrets", config=config)
         self.storage, self.secrets = storage, secrets
 
-        code = functions_code(code_dir)
+        code = functions_code(self, code_dir, find_python(RUNTIME_PYTHON))
         layer = powertools_layer(self, config.powertools_layer_version)
         common_env = self._common_environment(config, storage, secrets)
 

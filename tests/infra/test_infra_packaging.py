@@ -1,5 +1,6 @@
-"""The functions' asset, built exactly as synthesis builds it, imports each handler with only what
-the Lambda Python runtime provides plus the Powertools layer (issue 5.5)."""
+"""The functions' asset, built exactly as synthesis builds it (local bundling, no Docker), imports
+each handler with only what the Lambda Python runtime provides plus the Powertools layer (issue
+5.5), and carries bytecode for the runtime's Python that is loaded without its source (issue 6)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from synth_helpers import make_app
 
 import app as cdk_app
 from cutouts import constants as c
+from infra.functions import RUNTIME
+from infra.packaging import RUNTIME_PYTHON, build_package, find_python
 
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 # What the AWS Lambda Python runtime ships (the AWS SDK and its dependencies).
@@ -52,7 +55,7 @@ def _link_packages(names: tuple[str, ...], target: Path) -> None:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """Synthesize into a fresh cloud assembly; return it and the template."""
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = make_app(outdir=str(outdir))
+    app = make_app({"aws:cdk:bundling-stacks": ["**"]}, outdir=str(outdir))  # bundle, as `cdk synth` does
     app, stack = cdk_app.build_app(app, nag=False)
     app.synth()
     return outdir, dict(Template.from_stack(stack).to_json())
@@ -75,10 +78,46 @@ def functions_asset(synthesized: tuple[Path, dict[str, Any]]) -> Path:
     return outdir / source["path"]
 
 
-def test_asset_holds_only_the_package(functions_asset: Path) -> None:
+def test_asset_holds_only_the_package_and_its_bytecode_for_the_runtime(functions_asset: Path) -> None:
     files = [p.relative_to(functions_asset) for p in functions_asset.rglob("*") if p.is_file()]
     assert files and all(p.parts[0] == "cutouts" for p in files)
-    assert not [p for p in files if "__pycache__" in p.parts or "tests" in p.parts or p.suffix == ".pyc"]
+    assert not [p for p in files if "tests" in p.parts]
+    sources = {p for p in files if p.suffix == ".py"}
+    compiled = {p for p in files if p.suffix == ".pyc"}
+    assert sources | compiled == set(files)
+    tag = f"cpython-{RUNTIME_PYTHON.replace('.', '')}"
+    expected = {p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc" for p in sources}
+    # Bytecode for exactly the runtime's Python, one per module, when that Python is installed here
+    assert compiled == (expected if find_python(RUNTIME_PYTHON) else set())
+
+
+def test_the_bytecode_is_for_the_python_of_the_lambda_runtime() -> None:
+    assert RUNTIME.name == f"python{RUNTIME_PYTHON}"
+
+
+def test_find_python_returns_an_interpreter_of_exactly_that_version() -> None:
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    found = find_python(version)
+    assert found is not None
+    reported = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    assert reported.stdout.strip() == str(sys.version_info[:2])
+    assert find_python("2.99") is None
+
+
+def test_shipped_bytecode_is_loaded_without_reading_the_source(tmp_path: Path) -> None:
+    # Given the package built for this interpreter (as synthesis builds it for the runtime's)
+    build_package(Path(c.__file__).parent.parent, tmp_path / "asset", sys.executable)
+    # and a source file changed afterwards, with a timestamp the bytecode does not know
+    (tmp_path / "asset" / "cutouts" / "keys.py").write_text("raise RuntimeError('compiled from source')\n")
+    # When a clean interpreter imports it from a read-only-like place (no bytecode writing)
+    asset = str(tmp_path / "asset")
+    script = f"import sys; sys.path.insert(0, {asset!r}); import cutouts.keys as k; print(k.job_id_for)"
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    # Then the shipped bytecode is what runs: no compile at import, whatever the zip's timestamps
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "function job_id_for" in result.stdout
 
 
 def test_asset_is_small(functions_asset: Path, tmp_path: Path) -> None:
