@@ -186,3 +186,16 @@ def test_multi_part_sized_png_is_streamed_whole(cutouts, send_length):
     # Then every byte is in S3
     stored = cutouts.s3.get_object(Bucket=cutouts.bucket, Key=KEY)["Body"].read()
     assert size == len(body) and len(stored) == len(body) and stored == body
+
+
+def test_body_cut_short_of_its_declared_length_is_unavailable_and_not_written(cutouts):
+    # Given a host that declares more bytes than it sends before closing
+    png = cutout_png()
+    cutouts.gateway.files["/out.png"] = Reply(
+        200, png, headers={"Content-Length": str(len(png) + 1000)}, send_length=False
+    )
+    # When it is fetched
+    # Then a later try may work, and no partial cutout is left in the bucket
+    with pytest.raises(MediaUnavailable):
+        fetch(cutouts, cutouts.gateway.base_url + "/out.png", policy(cutouts.gateway.host))
+    assert cutouts.keys() == []
