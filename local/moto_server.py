@@ -1,8 +1,12 @@
-"""moto's server with one fidelity fix: DynamoDB writes are atomic, as they are in DynamoDB.
+"""moto's server with two fidelity fixes, for the guarantees our code rests on.
 
-moto checks a ConditionExpression and then writes, with nothing between the two to stop a
-concurrent request on another server thread; DynamoDB guarantees the pair is atomic. Our
-"never paid twice" claim rests on that guarantee, so the stand-in must give it too.
+1. DynamoDB writes are atomic, as they are in DynamoDB. moto checks a ConditionExpression and
+   then writes, with nothing between the two to stop a concurrent request on another server
+   thread. Our "never paid twice" claim rests on that guarantee, so the stand-in must give it too.
+2. S3 event records carry ``versionId`` and ``sequencer``, as S3's do. moto leaves both out, which
+   would send the local stack down a path production never takes (jobs keyed on the ETag, no
+   ordering of overwrites). Each object version gets an increasing sequencer when it is stored,
+   under one lock with the store itself, so the sequencers order versions as the bucket does.
 
 ``python -m local.moto_server -H 127.0.0.1 -p PORT`` runs it.
 """
@@ -36,10 +40,47 @@ def make_dynamodb_writes_atomic() -> None:
         setattr(DynamoDBBackend, name, locked)
 
 
+_S3_LOCK = threading.RLock()
+_SEQUENCER = iter(range(1, 1 << 62))
+
+
+def make_s3_events_faithful() -> None:
+    from moto.s3 import notifications
+    from moto.s3.models import S3Backend
+
+    put_object = S3Backend.put_object
+    if getattr(put_object, "_cutouts_ordered", False):
+        return
+
+    def ordered_put_object(*args: Any, **kwargs: Any) -> Any:
+        with _S3_LOCK:  # storing the version and numbering its event happen as one step
+            return put_object(*args, **kwargs)
+
+    functools.update_wrapper(ordered_put_object, put_object)
+    ordered_put_object._cutouts_ordered = True  # type: ignore[attr-defined]
+    S3Backend.put_object = ordered_put_object  # type: ignore[method-assign]
+
+    get_s3_event = notifications._get_s3_event
+
+    def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = get_s3_event(event_name, bucket, key, notification_id)
+        with _S3_LOCK:
+            if getattr(key, "_cutouts_sequencer", None) is None:
+                key._cutouts_sequencer = f"{next(_SEQUENCER):016X}"  # one per version, like S3's
+        obj = event["Records"][0]["s3"]["object"]
+        if getattr(key, "version_id", "null") not in (None, "null"):
+            obj["versionId"] = key.version_id
+        obj["sequencer"] = key._cutouts_sequencer
+        return event
+
+    notifications._get_s3_event = s3_event
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
     make_dynamodb_writes_atomic()
+    make_s3_events_faithful()
     moto_main(argv if argv is not None else sys.argv[1:])
 
 

@@ -40,9 +40,10 @@ def moto_server():
     """One moto server (S3, SQS, DynamoDB, Secrets Manager) for the session; tests reset it."""
     from moto.server import ThreadedMotoServer
 
-    from local.moto_server import make_dynamodb_writes_atomic
+    from local.moto_server import make_dynamodb_writes_atomic, make_s3_events_faithful
 
     make_dynamodb_writes_atomic()  # as DynamoDB: a condition and its write are one step
+    make_s3_events_faithful()  # as S3: event records name the version and order it
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
