@@ -8,12 +8,22 @@
    ordering of overwrites). Each object version gets an increasing sequencer when it is stored,
    under one lock with the store itself, so the sequencers order versions as the bucket does.
 
+And repairs of cost, not behaviour, found by profiling the server under ``make bench``:
+- ReceiveMessage checked each message's retention by building every queue attribute, which
+  counts every message in the queue: receiving was quadratic in the queue's depth (a 500-image
+  upload spent most of moto's CPU there). It reads the queue's retention period directly now.
+- Every request listed moto's package directory (``os.listdir`` of ~150 folders) to find its
+  backend; the list is read once.
+- werkzeug wrote an access-log line per request; it is off (``CUTOUTS_MOTO_ACCESS_LOG=1`` for it).
+
 ``python -m local.moto_server -H 127.0.0.1 -p PORT`` runs it.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -76,11 +86,44 @@ def make_s3_events_faithful() -> None:
     notifications._get_s3_event = s3_event
 
 
+def make_sqs_receive_linear() -> None:
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend.is_message_valid_based_on_retention_period, "_cutouts_linear", False):
+        return
+
+    def within_retention(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+    within_retention._cutouts_linear = True  # type: ignore[attr-defined]
+    SQSBackend.is_message_valid_based_on_retention_period = within_retention  # type: ignore[method-assign]
+
+
+def make_backend_lookup_cached() -> None:
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_cutouts_cached", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())  # the installed package does not change
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    list_of_moto_modules._cutouts_cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
     make_dynamodb_writes_atomic()
     make_s3_events_faithful()
+    make_sqs_receive_linear()
+    make_backend_lookup_cached()
+    if os.environ.get("CUTOUTS_MOTO_ACCESS_LOG") != "1":
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto_main(argv if argv is not None else sys.argv[1:])
 
 
