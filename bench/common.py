@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import statistics
 import sys
@@ -139,5 +140,16 @@ def silence_powertools_logs(level: str = "INFO") -> None:
     logger.setLevel(level)
     sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     for handler in logger.handlers if hasattr(logger, "handlers") else []:
-        if hasattr(handler, "setStream"):
-            handler.setStream(sink)
+        if isinstance(handler, logging.StreamHandler):
+            # Not setStream: it flushes the old stream, which may be a capture buffer already closed.
+            with _held(handler):
+                handler.stream = sink
+
+
+@contextmanager
+def _held(handler: logging.Handler) -> Iterator[None]:
+    handler.acquire()
+    try:
+        yield
+    finally:
+        handler.release()
