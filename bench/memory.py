@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.common import FUNCTIONS, ROOT, Row, median
+from cutouts.safe_download import PART_SIZE
 
 MB = 1024 * 1024
 SIZES_MB = (5, 100)
@@ -165,7 +166,15 @@ def run(n: int = 3) -> list[Row]:
                 ),
                 met=growth[size] < TARGET_MB and (size == SIZES_MB[0] or (spread or 99) <= TARGET_SPREAD),
                 n=n,
-                note=f"VmHWM delta in a fresh process ({how}); streamed in 8 MiB parts to the moto server",
+                note=(
+                    f"VmHWM delta in a fresh process ({how}); "
+                    + (
+                        "one part or less: read, then one PutObject"
+                        if size * MB <= PART_SIZE
+                        else "streamed in 8 MiB multipart parts"
+                    )
+                    + " to the moto server"
+                ),
                 details={
                     "growth_mb": [round(r["growth"] / MB, 1) for r in results[size]],
                     "base_rss_mb": round(results[size][0]["base"] / MB, 1),
