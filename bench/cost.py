@@ -64,8 +64,12 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     )
     s3_get = sum(v for k, v in calls.items() if k in ("s3.GetObject", "s3.HeadObject")) + 1  # + gateway's GET
     s3_free = sum(v for k, v in calls.items() if k == "s3.DeleteObject")
-    job_updates = max(0, calls.get("dynamodb.UpdateItem", 0) - 1)  # one update is on the per-key item
-    wru = calls.get("dynamodb.UpdateItem", 0) + calls.get("dynamodb.PutItem", 0) + job_updates * 2 * 2
+    # Items are under 1 KB: 1 WRU per write, plus the indexes (projection ALL). The new job's PutItem
+    # adds its status-index entry (1); each later job update moves that entry (delete + put: 2) and
+    # writes its content-index entry (1). One UpdateItem is on the per-key record, in no index.
+    puts, updates = calls.get("dynamodb.PutItem", 0), calls.get("dynamodb.UpdateItem", 0)
+    job_updates = max(0, updates - 1)
+    wru = puts + updates + puts * 1 + job_updates * 3
     rru = calls.get("dynamodb.GetItem", 0) + calls.get("dynamodb.Query", 0)
     sqs = 3  # S3 -> SendMessage, the event source mapping's ReceiveMessage and DeleteMessage (unbatched)
 
@@ -88,8 +92,9 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
         (
             "DynamoDB writes",
             wru * DDB_WRU,
-            f"{wru} WRU: {calls.get('dynamodb.UpdateItem', 0)} UpdateItem seen + up to 2 units in each of the 2 "
-            f"indexes (projection ALL) for each of {job_updates} job-item updates",
+            f"{wru} WRU: {puts} PutItem (the claim) + {updates} UpdateItem seen (key record, submission, "
+            f"completion), 1 WRU each, + index writes: {puts} status-index entry created, "
+            f"{job_updates} job updates x (2 status-index + 1 content-index)",
         ),
         (
             "DynamoDB reads",
@@ -101,7 +106,7 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
         (
             "S3 GET-class requests",
             s3_get * S3_GET,
-            f"{s3_get}: HEAD + ranged/whole GETs seen + the gateway's presigned GET; {s3_free} DELETE (free)",
+            f"{s3_get}: {s3_get - 1} source read(s) seen + the gateway's presigned GET; {s3_free} DELETE (free)",
         ),
         (
             "Secrets Manager",
