@@ -131,7 +131,7 @@ def _measure(n: int, shipped: Path, source: Path | None) -> list[Row]:
                     + "the first invocation then makes its AWS clients (boto3 loads): "
                     f"+{med(name, 'first_use_s') * 1000:.0f} ms, vs +{med('boto3', 'first_use_s') * 1000:.0f} ms "
                     "for the same clients after the bare import; "
-                    f"whole process incl. interpreter start {med(name, 'wall_s') * 1000:.0f} ms vs "
+                    f"whole process (interpreter start, import, clients) {med(name, 'wall_s') * 1000:.0f} ms vs "
                     f"{base_wall * 1000:.0f} ms ({med(name, 'wall_s') / base_wall:.2f}x)"
                 ),
                 details={
