@@ -68,6 +68,15 @@ def run_once(images: int, timeout: float) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         cpu_moto, cpu_self = _process_cpu(moto_pid) - cpu_moto0, _self_cpu() - cpu_self0
         stats = pipeline.emulator.stats() if pipeline.emulator else {}
+        poller = pipeline.poller
+        # What makes a run wait (visibility time-outs, the reconciler) rather than work: say so.
+        waits = {
+            "submit_invocations": poller.invocations,
+            "submit_invocation_errors": poller.errors,
+            "sqs_receive_errors": poller.receive_errors,
+            "sqs_redelivered": poller.redelivered,
+            "batch_item_failures": poller.item_failures,
+        }
     from cutouts.observability import metrics
 
     metrics.clear_metrics()  # metrics are disabled locally; do not let them pile up and print at exit
@@ -79,6 +88,9 @@ def run_once(images: int, timeout: float) -> dict[str, Any]:
         "failed": len(accounting.failed),
         "unaccounted": len(accounting.unaccounted),
         "accepted": stats.get("accepted"),
+        "callbacks_sent": stats.get("callbacks_sent"),
+        "callbacks_failed": stats.get("callbacks_failed"),
+        **waits,
         "rate": len(accounting.cutouts) / elapsed,
         "cpu_s_moto_process": round(cpu_moto, 2),
         "cpu_s_pipeline_process": round(cpu_self, 2),
@@ -223,6 +235,15 @@ def run(images: int = 500, profile_images: int = 150, timeout: float = 240.0) ->
         limit = "moto (its server process is the busier, CPU-bound)"
     else:
         limit = "the pipeline process (the busier, CPU-bound)"
+    detours = {
+        "SQS receives that failed": result["sqs_receive_errors"],
+        "messages redelivered": result["sqs_redelivered"],
+        "records handed back": result["batch_item_failures"],
+        "callbacks that failed": result["callbacks_failed"],
+    }
+    detour_note = (
+        ", ".join(f"{name} {count}" for name, count in detours.items() if count) or "no retries or redeliveries"
+    )
     rows = [
         Row(
             section="4 throughput",
@@ -239,7 +260,7 @@ def run(images: int = 500, profile_images: int = 150, timeout: float = 240.0) ->
                 f"{result['cutouts']} cutouts in {result['elapsed_s']:.1f} s (uploads {result['upload_s']:.1f} s); "
                 f"CPU: moto's server process {result['cpu_s_moto_process']:.1f} s (busy {moto_busy:.0%} of the "
                 f"wall time), the pipeline process (handlers, emulator, poller) "
-                f"{result['cpu_s_pipeline_process']:.1f} s on 2 cores -> the limit is {limit}; "
+                f"{result['cpu_s_pipeline_process']:.1f} s on 2 cores -> the limit is {limit}; {detour_note}; "
                 f"in-process profile ({profile_images} images): slowest stage {profiled['slowest_stage']}"
             ),
             details={"run": result, "profile": {k: v for k, v in profiled.items() if k != "top_functions"}},

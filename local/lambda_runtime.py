@@ -111,7 +111,10 @@ class SqsEventSource:
             threading.Thread(target=self._loop, daemon=True, name=f"sqs-poller-{i}") for i in range(concurrency)
         ]
         self.invocations = 0
-        self.errors = 0
+        self.errors = 0  # invocations that raised: the whole batch comes back
+        self.receive_errors = 0  # ReceiveMessage calls that failed (what they took comes back later)
+        self.redelivered = 0  # messages received more than once
+        self.item_failures = 0  # records a partial batch response handed back
 
     def start(self) -> None:
         for thread in self._threads:
@@ -132,11 +135,15 @@ class SqsEventSource:
                     AttributeNames=["All"],
                     MessageAttributeNames=["All"],
                 )
-            except Exception:  # the local AWS is shutting down
+            except Exception:  # the local AWS is shutting down, or did not answer in time
                 if self._stop.wait(0.2):
                     return
+                self.receive_errors += 1
                 continue
             messages = reply.get("Messages", [])
+            self.redelivered += sum(
+                1 for m in messages if int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")) > 1
+            )
             if messages:
                 self._invoke(messages)
 
@@ -150,6 +157,7 @@ class SqsEventSource:
             self.errors += 1
             return
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        self.item_failures += len(failed)
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]
