@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cutouts import constants as c
 from cutouts.completion import PENDING, RETRY_LATER, settle_job
@@ -16,8 +16,7 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_BODY_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class CallbackReply:
+class CallbackReply(NamedTuple):
     status_code: int
     message: str
 

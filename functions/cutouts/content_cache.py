@@ -14,8 +14,7 @@ duplicate call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from botocore.exceptions import ClientError
@@ -30,8 +29,7 @@ _GONE = ("404", "NoSuchKey", "NoSuchVersion")
 _CHANGED = ("PreconditionFailed", "412", "404", "NoSuchKey")
 
 
-@dataclass(frozen=True)
-class CacheResult:
+class CacheResult(NamedTuple):
     result: str  # cached | superseded | already-finished
     detail: str
 

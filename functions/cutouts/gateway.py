@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import urllib3
@@ -95,21 +94,18 @@ class GatewayInDoubt(GatewayError):
     transient = True
 
 
-@dataclass(frozen=True)
-class Submission:
+class Submission(NamedTuple):
     request_id: str
     status: str
 
 
-@dataclass(frozen=True)
-class JobStatus:
+class JobStatus(NamedTuple):
     request_id: str
     status: str
     error: str | None = None
     media_urls: tuple[str, ...] = ()
     created_at: str | None = None
     completed_at: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def parse_status_document(doc: Any) -> JobStatus:
@@ -134,7 +130,6 @@ def parse_status_document(doc: Any) -> JobStatus:
         media_urls=media,
         created_at=doc.get("created_at"),
         completed_at=doc.get("completed_at"),
-        raw=doc,
     )
 
 

@@ -7,7 +7,7 @@ submit function a few kilobytes. Pillow is not in the Lambda runtime; these chec
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 HEAD_BYTES = 64 * 1024
 TAIL_BYTES = 1024
@@ -26,8 +26,7 @@ class RejectedImage(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class ImageInfo:
+class ImageInfo(NamedTuple):
     media_type: str
     width: int | None
     height: int | None

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -25,8 +24,7 @@ ADVICE: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class FailureReport:
+class FailureReport(NamedTuple):
     source_bucket: str
     source_key: str
     source_version: str
@@ -42,7 +40,7 @@ class FailureReport:
     failed_at: str = ""
 
     def to_json(self) -> bytes:
-        doc: dict[str, Any] = asdict(self)
+        doc: dict[str, Any] = self._asdict()
         doc["failed_at"] = self.failed_at or datetime.now(UTC).isoformat(timespec="seconds")
         return json.dumps(doc, indent=2, ensure_ascii=False).encode()
 

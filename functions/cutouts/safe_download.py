@@ -14,8 +14,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -34,8 +33,7 @@ class MediaUnavailable(RuntimeError):
     """The host did not deliver (time-out, 5xx): a later try may work."""
 
 
-@dataclass(frozen=True)
-class MediaPolicy:
+class MediaPolicy(NamedTuple):
     allowed_hosts: frozenset[str]  # "host" (any port) or "host:port"
     max_bytes: int
     timeout_seconds: float
@@ -50,8 +48,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-@dataclass(frozen=True)
-class VettedTarget:
+class VettedTarget(NamedTuple):
     scheme: str
     host: str
     port: int

@@ -6,7 +6,7 @@ A missing or malformed variable fails loudly with its name, at init, not halfway
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cutouts import constants as c
 
@@ -15,8 +15,7 @@ class SettingsError(ValueError):
     """A function was deployed with a missing or malformed setting."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     table_name: str
     input_prefix: str
     output_prefix: str

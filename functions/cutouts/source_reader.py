@@ -10,8 +10,7 @@ the last 1 KiB are read.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -29,8 +28,7 @@ class SourceReplaced(Exception):
     """The key now holds another version than the event named."""
 
 
-@dataclass(frozen=True)
-class SourceBytes:
+class SourceBytes(NamedTuple):
     info: ImageInfo
     size: int
     content_hash: str | None

@@ -11,8 +11,7 @@ Only after a grace period with no callback does the reconciler resubmit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cutouts import constants as c
 from cutouts.content_cache import reuse_cutout
@@ -35,8 +34,7 @@ class RetryLater(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class SourceObject:
+class SourceObject(NamedTuple):
     bucket: str
     key: str
     version_id: str | None
@@ -63,8 +61,7 @@ class SourceObject:
         )
 
 
-@dataclass(frozen=True)
-class SubmitOutcome:
+class SubmitOutcome(NamedTuple):
     result: str  # submitted | duplicate | superseded | failed | in-doubt | ignored | cached
     job_id: str | None = None
     detail: str = ""
