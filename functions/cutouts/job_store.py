@@ -368,7 +368,11 @@ class JobStore:
             fields["from_cache"] = True
             if job.content_hash:
                 fields[CONTENT_INDEX_PARTITION_KEY] = job.content_hash  # it can lend its cutout on in turn
-        stale = {"lease_until": from_cache or job.lease_until is not None, "error": job.error, "reason": job.reason}
+        stale = {
+            "lease_until": from_cache or job.lease_until is not None,
+            "error": job.error is not None,
+            "reason": job.reason is not None,
+        }
         return self._conditional(
             _job_pk(job.job_id),
             fields,

@@ -16,6 +16,12 @@ class SettingsError(ValueError):
 
 
 class Settings(NamedTuple):
+    """Every value the functions read from their environment.
+
+    Immutable records in this package are NamedTuples rather than frozen dataclasses: creating the
+    class costs a tenth as much at import, which every cold start pays (see README, Performance).
+    """
+
     table_name: str
     input_prefix: str
     output_prefix: str
