@@ -1,7 +1,7 @@
 """The functions' asset, built without Docker: the package, with bytecode for the Lambda runtime.
 
 Lambda's /var/task is read-only, so a package shipped as source is compiled again on every cold
-start (about 30 ms of the submit function's import, measured by ``make bench``). Compiling it at
+start (7-17 ms of a handler's import, measured by ``make bench``). Compiling it at
 synthesis needs the runtime's own Python minor version (bytecode is version-specific); where that
 interpreter is not installed, the asset is the plain source and still correct, only slower to load.
 The pycs are "unchecked-hash": used as they are, whatever timestamps the zip gives the sources.
