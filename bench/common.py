@@ -142,14 +142,8 @@ def silence_powertools_logs(level: str = "INFO") -> None:
     for handler in logger.handlers if hasattr(logger, "handlers") else []:
         if isinstance(handler, logging.StreamHandler):
             # Not setStream: it flushes the old stream, which may be a capture buffer already closed.
-            with _held(handler):
+            handler.acquire()
+            try:
                 handler.stream = sink
-
-
-@contextmanager
-def _held(handler: logging.Handler) -> Iterator[None]:
-    handler.acquire()
-    try:
-        yield
-    finally:
-        handler.release()
+            finally:
+                handler.release()

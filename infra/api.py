@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -15,7 +15,7 @@ from constructs import Construct
 
 from cutouts import constants as c
 from infra.config import StackConfig
-from infra.functions import log_retention
+from infra.functions import stack_log_group
 
 # Access log line. The callback token travels in the query string, so nothing that could
 # carry the query is logged: $context.path is the path only, and no full URL, request
@@ -39,12 +39,7 @@ class CallbackApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, webhook: lambda_.IFunction) -> None:
         super().__init__(scope, construct_id)
         method, path = c.CALLBACK_ROUTE.split(" ", 1)
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=log_retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
-        )
+        self.access_logs = stack_log_group(self, "AccessLogs", config)
         self.api = apigwv2.HttpApi(
             self,
             "HttpApi",

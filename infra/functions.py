@@ -51,6 +51,16 @@ def log_retention(days: int) -> logs.RetentionDays:
     return logs.RetentionDays[_RETENTION_NAMES[days]]
 
 
+def stack_log_group(scope: Construct, construct_id: str, config: StackConfig) -> logs.LogGroup:
+    """A log group kept as long as the stage keeps its logs, and kept with the data in prod."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        retention=log_retention(config.log_retention_days),
+        removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+    )
+
+
 @jsii.implements(ILocalBundling)
 class LocalPackageBundler:
     """CDK's local bundling hook: ``build_package`` on this machine, so Docker is never needed."""
@@ -117,12 +127,7 @@ class CutoutsFunction(Construct):
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
-        )
+        self.log_group = stack_log_group(self, "Logs", config)
         self.role = iam.Role(
             self,
             "Role",

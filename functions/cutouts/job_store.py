@@ -155,9 +155,7 @@ class JobStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def latest_job_for(self, bucket: str, key: str) -> str | None:
-        item = self._call("get_item", Key={TABLE_PARTITION_KEY: {"S": _key_pk(bucket, key)}}, ConsistentRead=True)
-        found = item.get("Item")
-        return _deserialize(found["job_id"]) if found else None
+        return self.latest_record(bucket, key)[0]
 
     def latest_record(self, bucket: str, key: str) -> tuple[str | None, str | None]:
         """The key record: (job id, padded sequencer) of the newest version seen, or (None, None)."""

@@ -177,8 +177,6 @@ def fetch_media_to_s3(
 
     Returns its size in bytes. Memory stays bounded by one part whatever the image size.
     """
-    from boto3.s3.transfer import TransferConfig  # boto3 is already loaded by the caller's client
-
     deadline = time.monotonic() + policy.timeout_seconds * 3
     timeout = urllib3.Timeout(connect=min(3.0, policy.timeout_seconds), read=policy.timeout_seconds)
     current = url
@@ -208,6 +206,8 @@ def fetch_media_to_s3(
                 if length and length.isdigit() and int(length) <= PART_SIZE:
                     _put_in_one_part(stream, int(length), s3, bucket, key, metadata)
                 else:
+                    from boto3.s3.transfer import TransferConfig  # boto3 is loaded by the caller's client
+
                     config = TransferConfig(
                         multipart_threshold=PART_SIZE,
                         multipart_chunksize=PART_SIZE,
