@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from cutouts.job_store import Job, JobStore
-from cutouts.keys import job_id_for
+from cutouts.keys import job_id_for, job_version
 
 EVENT_NAME = "ObjectCreated:Put"
 CONFIGURATION_ID = "cutouts-cli"
@@ -32,8 +32,8 @@ class SourceVersion:
 
     @property
     def version(self) -> str:
-        """The job table's notion of a version: the VersionId, else the ETag (as the submit function)."""
-        return self.version_id or self.etag or "unversioned"
+        """The job table's notion of a version, the same rule as the submit function's."""
+        return job_version(self.version_id, self.etag)
 
     @property
     def job_id(self) -> str:
@@ -43,8 +43,8 @@ class SourceVersion:
 def known_job(store: JobStore, source: SourceVersion) -> tuple[SourceVersion, Job | None]:
     """The job this version already has, if any, and the identity a message must carry to reach it.
 
-    S3 names versions in its events, so jobs are keyed by VersionId; a job keyed by ETag (an event
-    without versionId, as moto's local notifications send) is found too, so it is never paid twice.
+    S3 names versions in its events, so jobs are keyed by VersionId; a job keyed by ETag (from an
+    event that named no version) is found too, so it is never paid twice.
     """
     job = store.get(source.job_id)
     if job is not None or not source.version_id:

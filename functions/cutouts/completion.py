@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import quote
 
 from cutouts import constants as c
 from cutouts.gateway import COMPLETED, ERROR, FAILED, PROCESSING, QUEUED, JobStatus
 from cutouts.job_store import SUPERSEDED, Job
-from cutouts.keys import failure_key_for, output_key_for
+from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
 from cutouts.outcomes import fail_job
 from cutouts.reports import remove_failure_report
 from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
@@ -69,12 +68,7 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
         )
         return "failed"
     output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
-    metadata = {
-        "source-key": quote(job.key, safe="/"),
-        "source-version": quote(job.version, safe=""),
-        "request-id": status.request_id,
-        "job-id": job.job_id,
-    }
+    metadata = cutout_metadata(job.key, job.version, job.job_id, status.request_id)
     try:
         fetch_media_to_s3(
             status.media_urls[0], services.media_policy, services.s3, job.bucket, output_key, metadata, services.resolve

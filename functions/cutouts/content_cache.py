@@ -15,13 +15,12 @@ duplicate call.
 from __future__ import annotations
 
 from typing import Any, NamedTuple
-from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
 from cutouts import constants as c
 from cutouts.job_store import SUPERSEDED, Job
-from cutouts.keys import failure_key_for, output_key_for
+from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
 from cutouts.reports import remove_failure_report
 from cutouts.services import Services
 
@@ -49,13 +48,8 @@ def reuse_cutout(job: Job, digest: str, services: Services, now: float) -> Cache
             store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
             return CacheResult("superseded", "a newer upload of this key was already seen")
         output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
-        metadata = {
-            "source-key": quote(job.key, safe="/"),
-            "source-version": quote(job.version, safe=""),
-            "request-id": twin.request_id or "",
-            "job-id": job.job_id,
-            "cached-from": twin.job_id,
-        }
+        metadata = cutout_metadata(job.key, job.version, job.job_id, twin.request_id or "")
+        metadata["cached-from"] = twin.job_id
         try:
             services.s3.copy_object(
                 Bucket=job.bucket,

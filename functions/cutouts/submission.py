@@ -18,7 +18,7 @@ from cutouts.content_cache import reuse_cutout
 from cutouts.gateway import GatewayInDoubt, GatewayPermanentError, GatewayTransientError
 from cutouts.image_sniff import RejectedImage
 from cutouts.job_store import RETRY, SUBMITTING, SUPERSEDED, Job
-from cutouts.keys import decode_event_key, job_id_for, padded_sequencer
+from cutouts.keys import decode_event_key, job_id_for, job_version, padded_sequencer
 from cutouts.outcomes import GATEWAY_ALARM_METRICS, fail_job
 from cutouts.services import Services
 from cutouts.source_reader import SourceGone, SourceReplaced, read_source
@@ -43,7 +43,7 @@ class SourceObject(NamedTuple):
 
     @property
     def version(self) -> str:
-        return self.version_id or (self.etag or "").strip('"') or "unversioned"
+        return job_version(self.version_id, self.etag)
 
     @property
     def job_id(self) -> str:
