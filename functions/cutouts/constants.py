@@ -86,6 +86,8 @@ METRIC_GATEWAY_AUTH_ERRORS: Final = "GatewayAuthErrors"  # 401/403
 METRIC_GATEWAY_BALANCE_ERRORS: Final = "GatewayInsufficientBalance"  # 402
 METRIC_CALLBACKS_REJECTED: Final = "CallbacksRejected"
 METRIC_STUCK_JOBS_FAILED: Final = "StuckJobsFailed"
+METRIC_DEAD_LETTERS_REPORTED: Final = "DeadLettersReported"  # one per dead letter newly reported
+METRIC_RECONCILE_JOB_ERRORS: Final = "ReconcileJobErrors"  # a job the reconciler could not handle this pass
 
 # Content de-duplication index: jobs with the same source bytes share one gateway call.
 CONTENT_INDEX_NAME: Final = "by_content"
