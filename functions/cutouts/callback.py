@@ -9,7 +9,7 @@ from typing import NamedTuple
 from cutouts import constants as c
 from cutouts.completion import PENDING, RETRY_LATER, settle_job
 from cutouts.gateway import GatewayError, GatewayPermanentError, parse_status_document
-from cutouts.job_store import IN_DOUBT, SUBMITTING
+from cutouts.job_store import FAILED, IN_DOUBT, LATE_REASON, SUBMITTING, Job
 from cutouts.services import Services
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -52,7 +52,7 @@ def handle_callback(
     adopting = job.request_id is None and job.status in (IN_DOUBT, SUBMITTING)
     if not adopting and job.request_id != claimed.request_id:
         return _reject(services, 409, "request_id does not belong to this job")
-    if job.is_final:
+    if job.is_final and not _late_result_possible(job):
         return CallbackReply(200, f"job already {job.status.lower()}")
 
     try:
@@ -65,6 +65,10 @@ def handle_callback(
         return CallbackReply(503, "could not confirm the status with the gateway")
 
     if adopting:
+        # A request belongs to the one job that made it: a valid URL of one job naming another
+        # job's request is refused, so no job can take another's result.
+        if not services.store.bind_request(confirmed.request_id, job_id, now):
+            return _reject(services, 409, "request_id belongs to another job")
         # Either we adopt the request, or the submit function recorded it meanwhile (a fast gateway
         # can call back before the submitter's write lands): both leave the job with this request.
         services.store.adopt(job_id, attempt_no, confirmed.request_id, now)
@@ -80,3 +84,8 @@ def handle_callback(
     if outcome == PENDING:
         return CallbackReply(202, f"gateway says {confirmed.status}")
     return CallbackReply(200, outcome)
+
+
+def _late_result_possible(job: Job) -> bool:
+    """A job that timed out waiting for its request may still take that request's billed result."""
+    return job.status == FAILED and job.reason == LATE_REASON and job.request_id is not None

@@ -6,12 +6,14 @@ from datetime import datetime
 
 from cutouts import constants as c
 from cutouts.gateway import COMPLETED, ERROR, FAILED, PROCESSING, QUEUED, JobStatus
+from cutouts.job_store import FAILED as FAILED_STATUS
 from cutouts.job_store import SUPERSEDED, Job
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
 from cutouts.outcomes import fail_job
 from cutouts.reports import remove_failure_report
 from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
 from cutouts.services import Services
+from cutouts.single_flight import hand_on
 
 PENDING = "pending"
 RETRY_LATER = "retry-later"
@@ -35,7 +37,7 @@ def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> s
         )
         return "failed"
     if status.status == ERROR:
-        if job.attempt < services.settings.max_attempts:
+        if job.tries < services.settings.max_attempts:
             services.store.mark_resubmit(job.job_id, status.request_id, now, status.error)
             return "resubmit"
         fail_job(
@@ -43,7 +45,7 @@ def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> s
             services,
             now,
             reason="gateway-error-exhausted",
-            message=f"the gateway reported ERROR on {job.attempt} attempts: {status.error}",
+            message=f"the gateway reported ERROR on {job.tries} attempts: {status.error}",
             gateway_status=ERROR,
             gateway_error=status.error,
         )
@@ -80,11 +82,13 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
         return RETRY_LATER
     if not services.store.mark_completed(job, now, output_key):
         return "already-finished"
-    if job.clear_report:  # the key had a report (an earlier version or attempt failed): it is stale now
+    if job.clear_report or job.status == FAILED_STATUS:  # a report of the key (or of this job) is stale now
         remove_failure_report(
             services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
         )
     services.metrics.count(c.METRIC_COMPLETED)
+    job.output_key = output_key
+    hand_on(job, services, now)
     if job.created_at:
         services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))
     gateway_seconds = _gateway_seconds(status) or (now - job.submitted_at if job.submitted_at else None)

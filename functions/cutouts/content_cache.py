@@ -6,10 +6,8 @@ job with its submission or completion. A COMPLETED job with the same hash whose
 cutout is still the one it produced (the cutout's ``job-id`` metadata names it) lends that cutout:
 it is copied server-side to this job's output key, and the job ends COMPLETED ``from_cache``.
 
-Race, accepted on purpose: two identical images submitted within the same few seconds both find
-no completed twin and both go to the gateway. Closing that window would mean holding one upload
-back until the other finishes, which ties one job's fate to another's for the price of a rare
-duplicate call.
+Identical images uploaded together are handled by single_flight: one of them pays, the others
+wait for its cutout and copy it through ``copy_cutout_from``.
 """
 
 from __future__ import annotations
@@ -34,47 +32,58 @@ class CacheResult(NamedTuple):
 
 
 def reuse_cutout(job: Job, digest: str, services: Services, now: float) -> CacheResult | None:
-    """Finish a claimed (SUBMITTING) job from an identical source's cutout; None if there is none."""
-    store, settings = services.store, services.settings
+    """Finish a job from an identical source's cutout; None if there is none to copy."""
     job.content_hash = digest
-    for twin in store.completed_with_content(digest):
+    for twin in services.store.completed_with_content(digest):
         if twin.job_id == job.job_id or not twin.output_key:
             continue
-        etag = _cutout_etag(services.s3, twin)
-        if etag is None:
-            continue  # deleted, or overwritten by a newer version of the twin's key
-        latest = store.latest_job_for(job.bucket, job.key)
-        if latest is not None and latest != job.job_id:
-            store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
-            return CacheResult("superseded", "a newer upload of this key was already seen")
-        output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
-        metadata = cutout_metadata(job.key, job.version, job.job_id, twin.request_id or "")
-        metadata["cached-from"] = twin.job_id
-        try:
-            services.s3.copy_object(
-                Bucket=job.bucket,
-                Key=output_key,
-                CopySource={"Bucket": twin.bucket, "Key": twin.output_key},
-                CopySourceIfMatch=etag,
-                MetadataDirective="REPLACE",
-                ContentType="image/png",
-                Metadata=metadata,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _CHANGED:
-                continue  # the twin's cutout changed between the check and the copy
-            raise
-        if not store.mark_completed(job, now, output_key, from_cache=True):
-            return CacheResult("already-finished", "the job ended while its cutout was being copied")
-        remove_failure_report(
-            services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
-        )
-        services.metrics.count(c.METRIC_GATEWAY_CALLS_SAVED)
-        services.metrics.count(c.METRIC_COMPLETED)
-        if job.created_at:
-            services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))
-        return CacheResult("cached", f"copied the cutout of job {twin.job_id}")
+        copied = copy_cutout_from(job, twin, services, now)
+        if copied is not None:
+            return copied
     return None
+
+
+def copy_cutout_from(job: Job, twin: Job, services: Services, now: float) -> CacheResult | None:
+    """Copy a COMPLETED twin's cutout to this job's output key; None if the twin's cutout changed.
+
+    The job needs no claim (a copy costs nothing at the gateway): it is created, or ended from
+    RETRY or WAITING, as COMPLETED ``from_cache``.
+    """
+    store, settings = services.store, services.settings
+    etag = _cutout_etag(services.s3, twin)
+    if etag is None:
+        return None  # deleted, or overwritten by a newer version of the twin's key
+    latest = store.latest_job_for(job.bucket, job.key)
+    if latest is not None and latest != job.job_id:
+        store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+        return CacheResult("superseded", "a newer upload of this key was already seen")
+    output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
+    metadata = cutout_metadata(job.key, job.version, job.job_id, twin.request_id or "")
+    metadata["cached-from"] = twin.job_id
+    try:
+        services.s3.copy_object(
+            Bucket=job.bucket,
+            Key=output_key,
+            CopySource={"Bucket": twin.bucket, "Key": twin.output_key},
+            CopySourceIfMatch=etag,
+            MetadataDirective="REPLACE",
+            ContentType="image/png",
+            Metadata=metadata,
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _CHANGED:
+            return None  # the twin's cutout changed between the check and the copy
+        raise
+    if not store.mark_completed(job, now, output_key, from_cache=True):
+        return CacheResult("already-finished", "the job ended while its cutout was being copied")
+    remove_failure_report(
+        services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
+    )
+    services.metrics.count(c.METRIC_GATEWAY_CALLS_SAVED)
+    services.metrics.count(c.METRIC_COMPLETED)
+    if job.created_at:
+        services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))
+    return CacheResult("cached", f"copied the cutout of job {twin.job_id}")
 
 
 def _cutout_etag(s3: Any, twin: Job) -> str | None:

@@ -31,8 +31,10 @@ RESUBMIT = "RESUBMIT"  # the gateway reported ERROR (not charged); the reconcile
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 SUPERSEDED = "SUPERSEDED"  # a newer version of the same key took over
+WAITING = "WAITING"  # another job is paying for the same bytes; this one will copy its cutout
 FINAL_STATUSES = frozenset({COMPLETED, FAILED, SUPERSEDED})
-OPEN_STATUSES = (SUBMITTING, SUBMITTED, IN_DOUBT, RETRY, RESUBMIT)
+OPEN_STATUSES = (SUBMITTING, SUBMITTED, IN_DOUBT, RETRY, RESUBMIT, WAITING)
+LATE_REASON = "timed-out"  # the one failure a confirmed result may still turn into a completion
 
 
 class JobStoreError(RuntimeError):
@@ -46,7 +48,8 @@ class Job:
     key: str
     version: str  # the S3 version id, or the ETag when the bucket is not versioned
     status: str
-    attempt: int = 1
+    attempt: int = 1  # names the callback URL: it only grows, so an old URL never matches again
+    tries: int = 1  # POSTs spent from the retry budget (maxAttempts) since the job (re)opened
     version_id: str | None = None
     etag: str | None = None
     request_id: str | None = None
@@ -62,6 +65,8 @@ class Job:
     from_cache: bool | None = None
     superseded_by: str | None = None  # a newer version of the key was uploaded while this one ran
     clear_report: bool | None = None  # the key may hold a failure report a success must remove
+    errors: int | None = None  # passes of the reconciler that failed on this job
+    reopened_at: float | None = None  # an operator's retry: older queue messages are stale
 
     @property
     def is_final(self) -> bool:
@@ -96,6 +101,18 @@ def _job_pk(job_id: str) -> str:
 
 def _key_pk(bucket: str, key: str) -> str:
     return f"key#{bucket}/{key}"
+
+
+def _request_pk(request_id: str) -> str:
+    return f"request#{request_id}"
+
+
+def _content_pk(content_hash: str) -> str:
+    return f"content#{content_hash}"
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _to_job(item: Mapping[str, Any]) -> Job:
@@ -164,15 +181,15 @@ class JobStore:
         job_id, sequencer = found.get("job_id"), found.get("sequencer")
         return (_deserialize(job_id) if job_id else None, _deserialize(sequencer) if sequencer else None)
 
-    def completed_with_content(self, content_hash: str, limit: int = 25) -> Iterator[Job]:
-        """COMPLETED jobs whose source had these exact bytes (the by_content index; eventually consistent)."""
+    def completed_with_content(self, content_hash: str, limit: int = 25, status: str = COMPLETED) -> Iterator[Job]:
+        """Jobs in ``status`` whose source had these exact bytes (the by_content index; eventually consistent)."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": CONTENT_INDEX_NAME,
             "KeyConditionExpression": "#h = :h",
             "FilterExpression": "#s = :s",
             "ExpressionAttributeNames": {"#h": CONTENT_INDEX_PARTITION_KEY, "#s": "status"},
-            "ExpressionAttributeValues": {":h": {"S": content_hash}, ":s": {"S": COMPLETED}},
+            "ExpressionAttributeValues": {":h": {"S": content_hash}, ":s": {"S": status}},
         }
         seen = 0
         while seen < limit:
@@ -243,14 +260,20 @@ class JobStore:
             values={},
         )
 
-    def claim(self, job: Job, now: float, lease_seconds: float) -> bool:
-        """Create the job in SUBMITTING, or take it back from RETRY. False: someone else has it.
+    def claim(
+        self, job: Job, now: float, lease_seconds: float, *, as_status: str = SUBMITTING, take_from: str = RETRY
+    ) -> bool:
+        """Create the job in SUBMITTING (or ``as_status``), or take it back from ``take_from``.
 
         A new job is one conditional PutItem; only a job that already exists (a duplicate
-        delivery, or one the queue brings back after a 429) costs the second, updating call.
+        delivery, or one the queue brings back after a 429) costs a second, updating call. Taking
+        a job back gives it the next attempt number, so a callback URL of an earlier run can never
+        match again, and keeps its retry budget (``tries``).
         """
         values = {k: v for k, v in asdict(job).items() if v is not None and k not in ("created_at", "updated_at")}
-        values |= {"status": SUBMITTING, "created_at": now, "updated_at": now, "lease_until": now + lease_seconds}
+        values |= {"status": as_status, "created_at": now, "updated_at": now}
+        if as_status == SUBMITTING:
+            values["lease_until"] = now + lease_seconds
         try:
             self._ddb.put_item(
                 TableName=self._table,
@@ -259,21 +282,136 @@ class JobStore:
                 ExpressionAttributeNames={"#pk": TABLE_PARTITION_KEY},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
+            job.status = as_status
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise JobStoreError(f"DynamoDB put failed: {exc.response.get('Error', {}).get('Code')}") from exc
-            existing = exc.response.get("Item") or {}
-            if existing and existing.get("status", {}).get("S") != RETRY:
-                return False
-        del values["created_at"]  # the first claim's time is kept
-        return self._conditional(
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise JobStoreError(f"DynamoDB put failed: {_error_code(exc)}") from exc
+            found = exc.response.get("Item")
+        existing = _to_job(found) if found and "job_id" in found else self.get(job.job_id)
+        if existing is None or existing.status != take_from:
+            return False
+        for name in ("created_at", "attempt", "tries", "request_id", "errors"):
+            values.pop(name, None)  # the first claim's time and the budget spent are kept
+        values["attempt"] = existing.attempt + 1
+        if self._conditional(
             _job_pk(job.job_id),
             values,
-            remove=("request_id", TABLE_TTL_ATTRIBUTE),
-            condition="#status = :c_retry",
-            values={":c_retry": RETRY},
+            remove=("request_id", "errors", TABLE_TTL_ATTRIBUTE),
+            condition="#status = :c_from AND #attempt = :c_attempt",
+            values={":c_from": take_from, ":c_attempt": existing.attempt},
+        ):
+            job.status, job.attempt, job.tries, job.created_at = (
+                as_status,
+                existing.attempt + 1,
+                existing.tries,
+                existing.created_at,
+            )
+            job.request_id = None
+            return True
+        return False
+
+    def bind_request(self, request_id: str, job_id: str, now: float) -> bool:
+        """Record that a gateway request belongs to this job. False: it belongs to another one.
+
+        Every accepted or adopted request is bound before it is recorded on its job, so a
+        callback cannot make one job adopt another job's request (and so its result).
+        """
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    TABLE_PARTITION_KEY: {"S": _request_pk(request_id)},
+                    "job_id": {"S": job_id},
+                    "updated_at": _serialize(now),
+                    TABLE_TTL_ATTRIBUTE: _serialize(int(now) + self._ttl_seconds),
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR #j = :j",
+                ExpressionAttributeNames={"#pk": TABLE_PARTITION_KEY, "#j": "job_id"},
+                ExpressionAttributeValues={":j": {"S": job_id}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise JobStoreError(f"DynamoDB put failed: {_error_code(exc)}") from exc
+        return True
+
+    def claim_content(self, content_hash: str, job_id: str, now: float) -> tuple[str, float]:
+        """Single flight: make ``job_id`` the one job that pays for these bytes, unless one is already.
+
+        Returns the owner and when it claimed: this job if it won, else the job that did.
+        """
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    TABLE_PARTITION_KEY: {"S": _content_pk(content_hash)},
+                    "job_id": {"S": job_id},
+                    "updated_at": _serialize(now),
+                    TABLE_TTL_ATTRIBUTE: _serialize(int(now) + self._ttl_seconds),
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR #j = :j",
+                ExpressionAttributeNames={"#pk": TABLE_PARTITION_KEY, "#j": "job_id"},
+                ExpressionAttributeValues={":j": {"S": job_id}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise JobStoreError(f"DynamoDB put failed: {_error_code(exc)}") from exc
+            found = exc.response.get("Item")
+            if not found:
+                found = (
+                    self._call(
+                        "get_item", Key={TABLE_PARTITION_KEY: {"S": _content_pk(content_hash)}}, ConsistentRead=True
+                    ).get("Item")
+                    or {}
+                )
+            if found.get("job_id"):
+                return str(_deserialize(found["job_id"])), float(_deserialize(found.get("updated_at", {"N": "0"})))
+            return self.claim_content(content_hash, job_id, now)
+        return job_id, now
+
+    def take_over_content(self, content_hash: str, job_id: str, from_owner: str, now: float) -> bool:
+        """The owner of these bytes ended without a result anyone can copy: this job pays instead."""
+        return self._conditional(
+            _content_pk(content_hash),
+            {"job_id": job_id, "updated_at": now},
+            condition="#job_id = :c_owner",
+            values={":c_owner": from_owner},
         )
+
+    def note_error(self, job: Job, now: float, error: str) -> int:
+        """Count a reconcile pass that failed on this job, and send it to the back of the line.
+
+        Returns the count so far, or 0 if the job moved on meanwhile (nothing to count).
+        """
+        try:
+            reply = self._ddb.update_item(
+                TableName=self._table,
+                Key={TABLE_PARTITION_KEY: {"S": _job_pk(job.job_id)}},
+                UpdateExpression="SET #u = :u, #e = :e ADD #n :one",
+                ConditionExpression="#s = :s AND #a = :a",
+                ExpressionAttributeNames={
+                    "#u": "updated_at",
+                    "#e": "error",
+                    "#n": "errors",
+                    "#s": "status",
+                    "#a": "attempt",
+                },
+                ExpressionAttributeValues={
+                    ":u": _serialize(now),
+                    ":e": _serialize(error[:1000]),
+                    ":one": {"N": "1"},
+                    ":s": _serialize(job.status),
+                    ":a": _serialize(job.attempt),
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return 0
+            raise JobStoreError(f"DynamoDB update failed: {_error_code(exc)}") from exc
+        return int(_deserialize(reply.get("Attributes", {}).get("errors", {"N": "1"})))
 
     def mark_submitted(
         self, job_id: str, attempt: int, request_id: str, now: float, content_hash: str | None = None
@@ -337,20 +475,37 @@ class JobStore:
         """Move a job from RESUBMIT or IN_DOUBT to SUBMITTING with the next attempt number."""
         return self._conditional(
             _job_pk(job.job_id),
-            {"status": SUBMITTING, "attempt": job.attempt + 1, "updated_at": now, "lease_until": now + lease_seconds},
-            remove=("request_id",),
+            {
+                "status": SUBMITTING,
+                "attempt": job.attempt + 1,
+                "tries": job.tries + 1,
+                "updated_at": now,
+                "lease_until": now + lease_seconds,
+            },
+            remove=("request_id", "errors"),
             condition="#status = :c_s AND #attempt = :c_attempt",
             values={":c_s": job.status, ":c_attempt": job.attempt},
         )
 
     def mark_completed(self, job: Job, now: float, output_key: str, from_cache: bool = False) -> bool:
-        """End a job COMPLETED from SUBMITTED (its request) or, for a cache hit, from its own claim.
+        """End a job COMPLETED from SUBMITTED (its request) or, for a cache hit, as it is found.
 
-        Only what changes is written: an absent ``from_cache`` reads as false, and the hash and
-        the attributes to remove are those this job carries (a claim always holds a lease).
+        A cache hit costs no POST, so it needs no claim: the job is created COMPLETED if it does
+        not exist yet, or ended from RETRY (the queue brought it back) or WAITING (it waited for
+        the job that paid for the same bytes). Only what changes is written otherwise: an absent
+        ``from_cache`` reads as false, and the attributes removed are those this job carries.
         """
-        condition = "#status = :c_from AND #request_id = :c_rid"
-        values: dict[str, Any] = {":c_from": SUBMITTED, ":c_rid": job.request_id or ""}
+        condition = (
+            "(#status = :c_from OR (#status = :c_failed AND #reason = :c_late))"
+            " AND #request_id = :c_rid AND attribute_not_exists(#superseded_by)"
+        )
+        values: dict[str, Any] = {
+            ":c_from": SUBMITTED,
+            ":c_failed": FAILED,
+            ":c_late": LATE_REASON,  # the gateway billed it: a result confirmed late is still written
+            ":c_rid": job.request_id or "",
+        }
+        created: dict[str, Any] = {}
         fields: dict[str, Any] = {
             "status": COMPLETED,
             "updated_at": now,
@@ -359,10 +514,14 @@ class JobStore:
             TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
         }
         if from_cache:
-            condition, values = (
-                "#status = :c_from AND #attempt = :c_attempt",
-                {":c_from": SUBMITTING, ":c_attempt": job.attempt},
+            condition = (
+                "attribute_not_exists(#pk) OR ((#status = :c_retry OR #status = :c_waiting)"
+                " AND attribute_not_exists(#superseded_by))"
             )
+            values = {":c_retry": RETRY, ":c_waiting": WAITING}
+            identity = ("job_id", "bucket", "key", "version", "version_id", "etag", "attempt", "tries")
+            created = {name: getattr(job, name) for name in identity if getattr(job, name) is not None}
+            created["created_at"] = job.created_at or now
             fields["from_cache"] = True
             if job.content_hash:
                 fields[CONTENT_INDEX_PARTITION_KEY] = job.content_hash  # it can lend its cutout on in turn
@@ -377,6 +536,7 @@ class JobStore:
             remove=tuple(name for name, present in stale.items() if present),
             condition=condition,
             values=values,
+            set_if_absent=created,
         )
 
     def mark_final(self, job: Job, status: str, now: float, reason: str, error: str) -> bool:
@@ -399,13 +559,17 @@ class JobStore:
         )
 
     def reopen(self, job: Job, now: float) -> bool:
-        """Let a failed job be claimed again (operator retry after fixing the cause)."""
+        """Let a failed job be claimed again (operator retry after fixing the cause).
+
+        The retry budget starts afresh, but the attempt number moves on and the old request is
+        forgotten: a late callback of the failed run can neither fail nor complete the new one.
+        """
         return self._conditional(
             _job_pk(job.job_id),
-            {"status": RETRY, "updated_at": now, "attempt": 1},
-            remove=(TABLE_TTL_ATTRIBUTE, "finished_at"),
-            condition="#status = :c_s",
-            values={":c_s": job.status},
+            {"status": RETRY, "updated_at": now, "reopened_at": now, "attempt": job.attempt + 1, "tries": 1},
+            remove=(TABLE_TTL_ATTRIBUTE, "finished_at", "request_id", "errors", "lease_until"),
+            condition="#status = :c_s AND #attempt = :c_attempt",
+            values={":c_s": job.status, ":c_attempt": job.attempt},
         )
 
     # --- plumbing --------------------------------------------------------------------------
@@ -418,6 +582,7 @@ class JobStore:
         condition: str,
         values: Mapping[str, Any],
         remove: Sequence[str] = (),
+        set_if_absent: Mapping[str, Any] | None = None,
     ) -> bool:
         names = {token: token[1:] for token in re.findall(r"#\w+", condition)}
         sets, attr_values = [], {k: _serialize(v) for k, v in values.items()}
@@ -425,6 +590,10 @@ class JobStore:
             names[f"#f{i}"] = name
             attr_values[f":v{i}"] = _serialize(value)
             sets.append(f"#f{i} = :v{i}")
+        for i, (name, value) in enumerate((set_if_absent or {}).items()):
+            names[f"#n{i}"] = name
+            attr_values[f":n{i}"] = _serialize(value)
+            sets.append(f"#n{i} = if_not_exists(#n{i}, :n{i})")
         expression = "SET " + ", ".join(sets)
         if remove:
             for i, name in enumerate(remove):

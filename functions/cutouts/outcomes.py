@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cutouts import constants as c
-from cutouts.job_store import COMPLETED, FAILED, SUBMITTING, SUPERSEDED, Job
+from cutouts.job_store import COMPLETED, FAILED, RETRY, SUPERSEDED, Job
 from cutouts.keys import failure_key_for
 from cutouts.reports import FailureReport, advice_for, remove_failure_report, write_failure_report
 from cutouts.services import Services
@@ -43,7 +43,7 @@ def fail_job(
         gateway_status=gateway_status,
         gateway_error=gateway_error,
         http_status=http_status,
-        attempts=job.attempt,
+        attempts=job.tries,
     )
     services.store.flag_report(job.bucket, job.key, now)  # before the report: a success must find it
     write_failure_report(services.s3, job.bucket, report_key, report)
@@ -63,8 +63,12 @@ def fail_new_job(job: Job, services: Services, now: float, *, reason: str, messa
     """
     if not services.store.claim(job, now, lease_seconds=60):
         return False
-    job.status = SUBMITTING
-    return fail_job(job, services, now, reason=reason, message=message)
+    try:
+        return fail_job(job, services, now, reason=reason, message=message)
+    except Exception:
+        # The report could not be written: give the job back so the queue delivers it again.
+        services.store.release(job.job_id, job.attempt, now, f"could not report {reason}", to_status=RETRY)
+        raise
 
 
 # Failure reasons the stack alarms on: nothing will succeed until a person acts.

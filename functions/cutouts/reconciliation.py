@@ -1,55 +1,102 @@
 """The reconciler: what the callbacks did not finish, the clock does.
 
-Runs on a schedule. Each pass is bounded (``limit`` jobs per state) so it fits the function's
-time-out; anything left over waits for the next pass.
+Runs on a schedule. Each pass is bounded (``limit`` jobs per state, and the invocation's
+remaining time) so it fits the function's time-out; anything left over waits for the next pass.
+Each job is handled on its own: a job that raises is counted, logged and sent to the back of
+the line, and after ``MAX_JOB_ERRORS`` passes it ends with a report, so one bad job can never
+stall the others.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from cutouts import constants as c
-from cutouts.completion import PENDING, settle_job
+from cutouts.completion import PENDING, RETRY_LATER, settle_job
 from cutouts.gateway import GatewayError, GatewayPermanentError
-from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, Job
+from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, WAITING, Job
+from cutouts.observability import logger
 from cutouts.outcomes import fail_job, fail_new_job
 from cutouts.services import Services
-from cutouts.submission import CLAIM_LEASE_SECONDS, RetryLater, send_to_gateway, sources_in_notification
+from cutouts.single_flight import follow_owner
+from cutouts.submission import (
+    CLAIM_LEASE_SECONDS,
+    RetryLater,
+    SubmitOutcome,
+    check_source,
+    send_to_gateway,
+    sources_in_notification,
+)
+
+MAX_JOB_ERRORS = 5
+Remaining = Callable[[], float]  # seconds left in this invocation
 
 
-def reconcile(services: Services, now: float, limit: int = 100) -> dict[str, int]:
+def _unbounded() -> float:
+    return float("inf")
+
+
+def reconcile(services: Services, now: float, limit: int = 100, remaining: Remaining = _unbounded) -> dict[str, int]:
     settings = services.settings
+    reserve = _seconds_one_job_may_take(services)
     counts: Counter[str] = Counter()
-    store = services.store
-    for job in list(store.list_by_status(SUBMITTED, now - settings.stale_after_seconds, limit)):
-        if _expire(job, services, now):
-            counts["timed-out"] += 1
-            continue
-        counts[_check_status(job, services, now)] += 1
-    for job in list(store.list_by_status(SUBMITTING, now - CLAIM_LEASE_SECONDS, limit)):
-        if _expire(job, services, now):
-            counts["timed-out"] += 1
-        elif job.lease_until is not None and job.lease_until < now:
-            # The submit function died holding the claim: its POST may or may not have landed.
-            store.mark_in_doubt(job.job_id, job.attempt, now, "the submitting function stopped before recording")
-            counts["in-doubt"] += 1
-    for status, age in ((RESUBMIT, 0), (IN_DOUBT, settings.in_doubt_grace_seconds)):
-        for job in list(store.list_by_status(status, now - age + 0.001, limit)):
-            if _expire(job, services, now):
-                counts["timed-out"] += 1
-            else:
-                counts[_resubmit(job, services, now)] += 1
-    for job in list(store.list_by_status(RETRY, now - settings.max_age_seconds, limit)):
-        counts["timed-out" if _expire(job, services, now) else "waiting"] += 1
-    if settings.dlq_url and services.sqs is not None:
+    steps: tuple[tuple[str, float, Callable[[Job, Services, float], str]], ...] = (
+        (SUBMITTED, now - settings.stale_after_seconds, _check_submitted),
+        (SUBMITTING, now - CLAIM_LEASE_SECONDS, _check_submitting),
+        (RESUBMIT, now + 0.001, _resubmit),
+        (IN_DOUBT, now - settings.in_doubt_grace_seconds + 0.001, _resubmit),
+        (WAITING, now + 0.001, _check_waiting),
+        (RETRY, now - settings.max_age_seconds, _check_retry),
+    )
+    for status, updated_before, handle in steps:
+        for job in list(services.store.list_by_status(status, updated_before, limit)):
+            if remaining() < reserve:
+                counts["deferred"] += 1  # the next pass takes it; the oldest come first then too
+                continue
+            counts[_isolated(handle, job, services, now)] += 1
+    if settings.dlq_url and services.sqs is not None and remaining() >= reserve:
         counts["dead-lettered"] += sweep_dead_letters(services, now)
     return dict(counts)
 
 
-def _expire(job: Job, services: Services, now: float) -> bool:
-    if now - job.created_at <= services.settings.max_age_seconds:
-        return False
+def _seconds_one_job_may_take(services: Services) -> float:
+    """A status call and a download (three HTTP time-outs), plus the AWS calls around them."""
+    return 4 * services.settings.http_timeout_seconds + 5
+
+
+def _isolated(handle: Callable[[Job, Services, float], str], job: Job, services: Services, now: float) -> str:
+    try:
+        return handle(job, services, now)
+    except Exception as exc:
+        services.metrics.count(c.METRIC_RECONCILE_JOB_ERRORS)
+        logger.exception("reconcile could not handle a job", job_id=job.job_id, status=job.status)
+        return _count_error(job, services, now, f"{type(exc).__name__}: {exc}")
+
+
+def _count_error(job: Job, services: Services, now: float, error: str) -> str:
+    try:
+        errors = services.store.note_error(job, now, error)
+        if errors >= MAX_JOB_ERRORS:
+            fail_job(
+                job,
+                services,
+                now,
+                reason="reconcile-failed",
+                message=f"the reconciler failed on this job {errors} times; last: {error}",
+            )
+            return "failed"
+    except Exception:
+        logger.exception("could not record the reconcile error", job_id=job.job_id)
+    return "error"
+
+
+def _too_old(job: Job, services: Services, now: float) -> bool:
+    return now - job.created_at > services.settings.max_age_seconds
+
+
+def _expire(job: Job, services: Services, now: float) -> str:
     ended = fail_job(
         job,
         services,
@@ -59,7 +106,59 @@ def _expire(job: Job, services: Services, now: float) -> bool:
     )
     if ended:
         services.metrics.count(c.METRIC_STUCK_JOBS_FAILED)
-    return True
+    return "timed-out"
+
+
+def _check_submitted(job: Job, services: Services, now: float) -> str:
+    """Ask the gateway, even for a job past its age: a result it already billed is still written."""
+    outcome = _check_status(job, services, now)
+    if outcome in (PENDING, "status-unavailable") and _too_old(job, services, now):
+        return _expire(job, services, now)
+    if outcome == RETRY_LATER and now - job.created_at > 2 * services.settings.max_age_seconds:
+        return _expire(job, services, now)  # confirmed, but never downloadable
+    return outcome
+
+
+def _check_submitting(job: Job, services: Services, now: float) -> str:
+    if _too_old(job, services, now):
+        return _expire(job, services, now)
+    if job.lease_until is not None and job.lease_until < now:
+        # The submit function died holding the claim, which it takes just before its POST:
+        # the POST may or may not have landed.
+        services.store.mark_in_doubt(job.job_id, job.attempt, now, "the submitting function stopped before recording")
+        return "in-doubt"
+    return "busy"
+
+
+def _check_retry(job: Job, services: Services, now: float) -> str:
+    return _expire(job, services, now) if _too_old(job, services, now) else "waiting"
+
+
+def _check_waiting(job: Job, services: Services, now: float) -> str:
+    """A job waiting for identical bytes: copy the owner's cutout, share its failure, or take over."""
+    if _too_old(job, services, now):
+        return _expire(job, services, now)
+    if not job.content_hash:
+        return _pay(job, services, now)
+    owner_id, since = services.store.claim_content(job.content_hash, job.job_id, now)
+    if owner_id != job.job_id:
+        waited = follow_owner(job, owner_id, since, services, now, stored=True)
+        if waited is not None:
+            return waited.result
+    return _pay(job, services, now)
+
+
+def _pay(job: Job, services: Services, now: float) -> str:
+    """Take over from a WAITING state: check the source again, claim, POST."""
+    checked = check_source(job, services, now, stored=True)
+    if isinstance(checked, SubmitOutcome):
+        return checked.result
+    if not services.store.claim(job, now, CLAIM_LEASE_SECONDS, take_from=WAITING):
+        return "busy"
+    try:
+        return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=False).result
+    except RetryLater:
+        return "gateway-busy"
 
 
 def _check_status(job: Job, services: Services, now: float) -> str:
@@ -86,19 +185,30 @@ def _check_status(job: Job, services: Services, now: float) -> str:
 
 
 def _resubmit(job: Job, services: Services, now: float) -> str:
-    if job.attempt >= services.settings.max_attempts:
+    """Send a job again (the gateway said ERROR, or a POST's fate stayed unknown past the grace)."""
+    if _too_old(job, services, now):
+        return _expire(job, services, now)
+    if job.tries >= services.settings.max_attempts:
         fail_job(
             job,
             services,
             now,
             reason="gateway-error-exhausted",
-            message=f"gave up after {job.attempt} attempts: {job.error or 'no result'}",
+            message=f"gave up after {job.tries} attempts: {job.error or 'no result'}",
         )
         return "failed"
+    if job.superseded_by:  # a newer upload owns the key: its result is the one the user gets
+        fail_job(job, services, now, reason="superseded", message="a newer version of the key was uploaded")
+        return "superseded"
+    checked = check_source(job, services, now, stored=True)
+    if isinstance(checked, SubmitOutcome):
+        return checked.result
+    job.content_hash = checked.content_hash or job.content_hash
     back_to = job.status
     if not services.store.claim_resubmission(job, now, CLAIM_LEASE_SECONDS):
         return "busy"
     job.attempt += 1
+    job.tries += 1
     job.status = SUBMITTING
     job.request_id = None
     try:
@@ -110,7 +220,14 @@ def _resubmit(job: Job, services: Services, now: float) -> str:
 
 
 def sweep_dead_letters(services: Services, now: float, max_batches: int = 5) -> int:
-    """Give every dead-lettered upload a failure report; the messages stay for a redrive."""
+    """Give every dead-lettered upload a failure report, then take its message off the queue.
+
+    The report (and the FAILED job behind it, which ``retry --reason dead-lettered`` reopens)
+    holds everything needed to send the upload again, so a message is deleted once it has been
+    reported, and the dead-letter alarm sees each dead letter once. A message whose job moved on
+    (it ended, is in flight again, or an operator reopened it after the message was sent) is
+    stale: it is deleted without failing anything.
+    """
     reported = 0
     for _ in range(max_batches):
         reply = services.sqs.receive_message(
@@ -118,25 +235,34 @@ def sweep_dead_letters(services: Services, now: float, max_batches: int = 5) -> 
             MaxNumberOfMessages=10,
             VisibilityTimeout=max(60, services.settings.stale_after_seconds),
             WaitTimeSeconds=0,
+            AttributeNames=["SentTimestamp"],
         )
         messages = reply.get("Messages", [])
         if not messages:
             break
         for message in messages:
-            reported += _report_dead_letter(message, services, now)
+            try:
+                reported += _report_dead_letter(message, services, now)
+            except Exception:
+                logger.exception("could not report a dead letter; it stays for the next pass")
+                continue
+            services.sqs.delete_message(QueueUrl=services.settings.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+    if reported:
+        services.metrics.count(c.METRIC_DEAD_LETTERS_REPORTED, reported)
     return reported
 
 
 def _report_dead_letter(message: dict[str, Any], services: Services, now: float) -> int:
+    sent_at = int(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000 or now
     reported = 0
     for source in sources_in_notification(message.get("Body", "{}")):
         job = services.store.get(source.job_id)
-        if job is not None and job.is_final:
-            continue
         text = "the upload's message reached the dead-letter queue after repeated failures"
         if job is None:
             ended = fail_new_job(source.new_job(), services, now, reason="dead-lettered", message=text)
-        else:
+        elif job.status == RETRY and (job.reopened_at or 0) <= sent_at:
             ended = fail_job(job, services, now, reason="dead-lettered", message=text)
+        else:
+            continue  # final, in flight, or touched since the message was sent: not this message's to fail
         reported += int(ended)
     return reported

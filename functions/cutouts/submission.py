@@ -1,11 +1,15 @@
 """Submitting a source image to the gateway: at most one accepted request per object version.
 
 The window between the gateway's 202 and our job write cannot be closed with the gateway's
-help (its API has no idempotency key). We close it from our side: the job is claimed before
-the POST (a conditional write on a deterministic id, with a lease); a POST that got no answer,
+help (its API has no idempotency key). We close it from our side: everything that can fail
+without costing money (the key record, reading and checking the source, the content checks)
+happens first, with no claim held, so a failure there simply goes back to the queue. Only then
+is the job claimed (a conditional write on a deterministic id, with a lease), and the POST
+follows at once: SUBMITTING therefore means "a POST may have left". A POST that got no answer,
 or a claim whose lease ran out, parks the job IN_DOUBT instead of resubmitting. The callback
 URL names the job and attempt, so if the gateway did accept, its callback adopts the request.
-Only after a grace period with no callback does the reconciler resubmit.
+Only after a grace period with no callback does the reconciler resubmit, and it too reads the
+source again first (``check_source``): nothing is paid for without a fresh check.
 """
 
 from __future__ import annotations
@@ -17,11 +21,24 @@ from cutouts import constants as c
 from cutouts.content_cache import reuse_cutout
 from cutouts.gateway import GatewayInDoubt, GatewayPermanentError, GatewayTransientError
 from cutouts.image_sniff import RejectedImage
-from cutouts.job_store import RETRY, SUBMITTING, SUPERSEDED, Job
-from cutouts.keys import decode_event_key, job_id_for, job_version, padded_sequencer
-from cutouts.outcomes import GATEWAY_ALARM_METRICS, fail_job
+from cutouts.job_store import RETRY, SUPERSEDED, Job
+from cutouts.keys import (
+    MAX_METADATA_BYTES,
+    cutout_metadata,
+    decode_event_key,
+    fits_s3_key,
+    is_folder_marker,
+    job_id_for,
+    job_version,
+    metadata_bytes,
+    output_key_for,
+    padded_sequencer,
+    real_version_id,
+)
+from cutouts.outcomes import GATEWAY_ALARM_METRICS, fail_job, fail_new_job
 from cutouts.services import Services
-from cutouts.source_reader import SourceGone, SourceReplaced, read_source
+from cutouts.single_flight import wait_or_pay
+from cutouts.source_reader import SourceBytes, SourceGone, SourceReplaced, read_source
 
 CLAIM_LEASE_SECONDS = 120.0
 
@@ -62,7 +79,7 @@ class SourceObject(NamedTuple):
 
 
 class SubmitOutcome(NamedTuple):
-    result: str  # submitted | duplicate | superseded | failed | in-doubt | ignored | cached
+    result: str  # submitted | duplicate | superseded | failed | in-doubt | ignored | cached | waiting
     job_id: str | None = None
     detail: str = ""
 
@@ -74,7 +91,7 @@ def source_from_s3_record(record: dict[str, Any]) -> SourceObject:
     return SourceObject(
         bucket=s3["bucket"]["name"],
         key=decode_event_key(obj["key"]),
-        version_id=obj.get("versionId") or None,
+        version_id=real_version_id(obj.get("versionId")),
         etag=obj.get("eTag") or None,
         sequencer=obj.get("sequencer") or None,
     )
@@ -84,21 +101,37 @@ def sources_in_notification(body: str) -> list[SourceObject]:
     """The uploads an S3 notification message names; none for a test event or anything malformed."""
     try:
         records = json.loads(body).get("Records", [])
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return []
     sources = []
     for record in records if isinstance(records, list) else []:
         try:
             sources.append(source_from_s3_record(record))
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, AttributeError):
             continue
     return sources
+
+
+def unwritable_outputs(job: Job, services: Services) -> str | None:
+    """Why S3 would refuse this job's cutout (its key, or its metadata), or None if it fits."""
+    settings = services.settings
+    output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
+    if not fits_s3_key(output_key):
+        return (
+            f"the cutout's key would be {len(output_key.encode())} bytes; S3 allows 1024: "
+            "shorten the source key (its folder names or file name)"
+        )
+    if metadata_bytes(cutout_metadata(job.key, job.version, job.job_id, "r" * 128)) > MAX_METADATA_BYTES:
+        return "the cutout's metadata would exceed S3's 2 KB limit: shorten the source key"
+    return None
 
 
 def submit_source(source: SourceObject, services: Services, now: float, final_delivery: bool = False) -> SubmitOutcome:
     settings = services.settings
     if not source.key.startswith(settings.input_prefix):
         return SubmitOutcome("ignored", detail="outside the input prefix")
+    if is_folder_marker(source.key):
+        return SubmitOutcome("ignored", detail="a folder marker, not an upload")
     job = source.new_job()
     if source.sequencer:
         previous = services.store.note_newest(
@@ -113,37 +146,66 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
     else:
         job.clear_report = True  # no ordering information: a success removes any report of the key
 
+    unfit = unwritable_outputs(job, services)
+    if unfit is not None:
+        return _ended(fail_new_job(job, services, now, reason="key-too-long", message=unfit), job, "key-too-long")
+    checked = check_source(job, services, now)
+    if isinstance(checked, SubmitOutcome):
+        return checked
+    if checked.content_hash is not None:
+        cached = reuse_cutout(job, checked.content_hash, services, now)
+        if cached is not None:
+            return SubmitOutcome(cached.result, job.job_id, cached.detail)
+        waited = wait_or_pay(job, services, now)
+        if waited is not None:
+            return SubmitOutcome(waited.result, job.job_id, waited.detail)
+
     if not services.store.claim(job, now, CLAIM_LEASE_SECONDS):
         services.metrics.count(c.METRIC_DUPLICATES_SKIPPED)
         return SubmitOutcome("duplicate", job.job_id, "this object version is already being handled")
-    job.status = SUBMITTING
+    return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=final_delivery)
 
+
+def check_source(job: Job, services: Services, now: float, *, stored: bool = False) -> SourceBytes | SubmitOutcome:
+    """Read the source once more before paying: still there, still this version, an image within the caps.
+
+    A rejection ends the job with a report: ``stored`` says the job record exists in
+    ``job.status``; otherwise a record is created to hold the outcome. Errors S3 or DynamoDB
+    raise here propagate: nothing has been paid, so the queue (or the reconciler's next pass)
+    simply tries again.
+    """
+    settings = services.settings
     try:
-        read = read_source(
+        return read_source(
             services.s3,
-            source.bucket,
-            source.key,
-            source.version_id,
-            source.etag,
+            job.bucket,
+            job.key,
+            job.version_id,
+            job.etag,
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
             with_hash=settings.dedup_enabled,
         )
     except RejectedImage as exc:
-        fail_job(job, services, now, reason=exc.reason, message=exc.message)
-        return SubmitOutcome("failed", job.job_id, exc.reason)
+        reason, message = exc.reason, exc.message
     except SourceGone:
-        fail_job(job, services, now, reason="source-deleted", message="the object was deleted before it was processed")
-        return SubmitOutcome("failed", job.job_id, "source-deleted")
+        reason, message = "source-deleted", "the object was deleted before it was processed"
     except SourceReplaced:
-        services.store.mark_final(job, SUPERSEDED, now, "superseded", "the object was overwritten after this event")
-        return SubmitOutcome("superseded", job.job_id, "the object was overwritten after this event")
-    if read.content_hash is not None:
-        cached = reuse_cutout(job, read.content_hash, services, now)
-        if cached is not None:
-            return SubmitOutcome(cached.result, job.job_id, cached.detail)
+        text = "the object was overwritten after this event"
+        if stored or services.store.claim(job, now, CLAIM_LEASE_SECONDS):
+            services.store.mark_final(job, SUPERSEDED, now, "superseded", text)
+        return SubmitOutcome("superseded", job.job_id, text)
+    if stored:
+        ended = fail_job(job, services, now, reason=reason, message=message)
+    else:
+        ended = fail_new_job(job, services, now, reason=reason, message=message)
+    return _ended(ended, job, reason)
 
-    return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=final_delivery)
+
+def _ended(ended: bool, job: Job, reason: str) -> SubmitOutcome:
+    if ended:
+        return SubmitOutcome("failed", job.job_id, reason)
+    return SubmitOutcome("duplicate", job.job_id, "this object version was already handled")
 
 
 def send_to_gateway(
@@ -151,8 +213,13 @@ def send_to_gateway(
 ) -> SubmitOutcome:
     """POST a claimed (SUBMITTING) job to the gateway and record what it answered."""
     settings = services.settings
-    image_url = presign_source(services.s3, job, settings.presign_expiry_seconds)
-    webhook_url = services.signer.callback_url(settings.callback_base_url, job.job_id, job.attempt)
+    try:
+        image_url = presign_source(services.s3, job, settings.presign_expiry_seconds)
+        webhook_url = services.signer.callback_url(settings.callback_base_url, job.job_id, job.attempt)
+    except Exception:
+        # Nothing has left yet: hand the job back rather than leave a claim that looks in doubt.
+        services.store.release(job.job_id, job.attempt, now, "could not prepare the request", to_status=on_transient)
+        raise
     try:
         submission = services.gateway.submit(image_url, webhook_url)
     except GatewayPermanentError as exc:
@@ -186,6 +253,8 @@ def send_to_gateway(
             return SubmitOutcome("failed", job.job_id, "gateway-gave-up")
         services.store.release(job.job_id, job.attempt, now, exc.message, to_status=on_transient)
         raise RetryLater(exc.message, exc.retry_after) from None
+    # The request is ours: bind it to this job before recording it, so no callback can adopt it elsewhere.
+    services.store.bind_request(submission.request_id, job.job_id, now)
     services.store.mark_submitted(job.job_id, job.attempt, submission.request_id, now, job.content_hash)
     services.metrics.count(c.METRIC_SUBMITTED)
     return SubmitOutcome("submitted", job.job_id, submission.request_id)

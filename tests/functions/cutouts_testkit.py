@@ -6,6 +6,7 @@ and also serves media files, so the code under test goes through real sockets an
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
@@ -202,6 +203,12 @@ def image_bytes(fmt: str, size: tuple[int, int] = (32, 24), mode: str = "RGB") -
     return buf.getvalue()
 
 
+def unique_image(name: str) -> bytes:
+    """A JPEG whose bytes differ for every name, so uploads of different keys are not identical."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return image_bytes("JPEG", (16 + digest[0] % 64, 16 + digest[1] % 64))
+
+
 def cutout_png(size: tuple[int, int] = (16, 16)) -> bytes:
     return image_bytes("PNG", size, "RGBA")
 
@@ -293,7 +300,7 @@ def submitted(cutouts: Any, key: str = "uploads/pets/cat.jpg", now: float | None
     """An upload the gateway accepted: (job, attempt, token) as the gateway would call back."""
     from cutouts.submission import source_from_s3_record, submit_source
 
-    body = json.loads(cutouts.notification(key, image_bytes("JPEG")))
+    body = json.loads(cutouts.notification(key, unique_image(key)))
     services = cutouts.services()
     outcome = submit_source(source_from_s3_record(body["Records"][0]), services, time.time() if now is None else now)
     assert outcome.result == "submitted"

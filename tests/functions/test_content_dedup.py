@@ -87,13 +87,19 @@ def test_different_bytes_go_to_the_gateway(cutouts, services):
     assert c.METRIC_GATEWAY_CALLS_SAVED not in services.metrics.counts
 
 
-def test_a_twin_still_in_flight_is_not_a_cache_hit(cutouts, services):
-    # Given a.jpg submitted but not finished (the accepted race: both go to the gateway)
-    submit(cutouts, services, "uploads/a.jpg", JPEG)
+def test_a_twin_still_in_flight_makes_the_copy_wait_instead_of_paying(cutouts, services):
+    # Given a.jpg submitted but not finished
+    first = submit(cutouts, services, "uploads/a.jpg", JPEG)
     # When the same bytes arrive as b.jpg
     outcome = submit(cutouts, services, "uploads/b.jpg", JPEG)
-    # Then b.jpg is submitted too
-    assert outcome.result == "submitted" and len(cutouts.gateway.posts()) == 2
+    # Then b.jpg waits for a.jpg's result: one POST for both
+    assert outcome.result == "waiting" and len(cutouts.gateway.posts()) == 1
+    assert services.store.get(outcome.job_id).status == "WAITING"
+    # and when a.jpg's cutout lands, b.jpg gets a copy at once
+    png = finish(cutouts, services, first)
+    body, metadata, _ = cutout(cutouts, "cutouts/b.jpg.png")
+    assert body == png and metadata["cached-from"] == first.job_id
+    assert services.store.get(outcome.job_id).status == "COMPLETED"
 
 
 def test_a_twin_whose_cutout_was_replaced_is_not_reused(cutouts, services):

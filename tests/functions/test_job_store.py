@@ -116,13 +116,27 @@ def test_a_completed_job_keeps_no_lease_or_error_from_its_earlier_states(store):
     )
 
 
-def test_a_cache_hit_completes_from_its_own_claim_and_records_its_hash(store):
+def test_a_cache_hit_needs_no_claim_and_records_its_job_and_hash(store):
+    # Given an object version nobody has claimed (a copy costs nothing, so none is taken)
     job = new_job()
-    assert store.claim(job, NOW, 120)
-    job.status, job.content_hash = SUBMITTING, "ab" * 32
+    job.content_hash = "ab" * 32
+    # When it is completed from a twin's cutout
     assert store.mark_completed(job, NOW + 1, "cutouts/1.jpg.png", from_cache=True)
+    # Then the job exists, COMPLETED from cache, with its identity and hash
     done = store.get(job.job_id)
     assert (done.status, done.from_cache, done.content_hash, done.lease_until) == (COMPLETED, True, "ab" * 32, None)
+    assert (done.bucket, done.key, done.version, done.created_at) == ("b", "uploads/1.jpg", "etag", NOW + 1)
+    # and a second delivery's copy does not complete it twice
+    assert not store.mark_completed(job, NOW + 2, "cutouts/1.jpg.png", from_cache=True)
+
+
+def test_a_cache_hit_does_not_end_a_job_that_is_being_paid_for(store):
+    # Given a job claimed for its POST
+    job = claimed(store)
+    # When a cache hit for the same version tries to complete it
+    # Then it is refused: the claim holder owns the outcome
+    assert not store.mark_completed(job, NOW + 1, "cutouts/1.jpg.png", from_cache=True)
+    assert store.get(job.job_id).status == SUBMITTING
 
 
 def test_mark_final_from_a_stale_view_changes_nothing(store):

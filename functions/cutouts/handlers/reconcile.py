@@ -18,6 +18,6 @@ runtime.settings()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    counts = reconcile(runtime.services(), time.time())
+    counts = reconcile(runtime.services(), time.time(), remaining=lambda: context.get_remaining_time_in_millis() / 1000)
     logger.info("reconcile pass", extra={"counts": counts})
     return counts
