@@ -8,22 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cutouts.gateway import PERMANENT
-from cutouts.job_store import (
-    COMPLETED,
-    FAILED,
-    IN_DOUBT,
-    OPEN_STATUSES,
-    RESUBMIT,
-    RETRY,
-    SUBMITTED,
-    SUBMITTING,
-    SUPERSEDED,
-    Job,
-)
+from cutouts.job_store import ALL_STATUSES, FAILED, OPEN_STATUSES, Job
 from cutouts.reports import advice_for
 from cutouts_cli.target import Clients, Target
 
-ALL_STATUSES = (SUBMITTING, SUBMITTED, IN_DOUBT, RETRY, RESUBMIT, COMPLETED, FAILED, SUPERSEDED)
 _GATEWAY_ADVICE = dict(PERMANENT.values())
 
 

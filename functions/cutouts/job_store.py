@@ -34,6 +34,7 @@ SUPERSEDED = "SUPERSEDED"  # a newer version of the same key took over
 WAITING = "WAITING"  # another job is paying for the same bytes; this one will copy its cutout
 FINAL_STATUSES = frozenset({COMPLETED, FAILED, SUPERSEDED})
 OPEN_STATUSES = (SUBMITTING, SUBMITTED, IN_DOUBT, RETRY, RESUBMIT, WAITING)
+ALL_STATUSES = (*OPEN_STATUSES, COMPLETED, FAILED, SUPERSEDED)
 LATE_REASON = "timed-out"  # the one failure a confirmed result may still turn into a completion
 
 
