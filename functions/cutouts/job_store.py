@@ -1,8 +1,10 @@
 """The job table: the only module that talks to DynamoDB.
 
-One item per source object version (``job#<id>``) and one per source key (``key#<bucket>/<key>``)
-naming the newest version seen. Every state change is a conditional update from the states it
-may come from, so duplicate deliveries, a webhook racing the reconciler, or a late callback
+One item per source object version (``job#<id>``), one per source key (``key#<bucket>/<key>``)
+naming the newest version seen, one per gateway request (``request#<id>``) naming the job it
+belongs to, and one per content hash (``content#<sha256>``) naming the job that pays for those
+bytes. A job changes only through a transition of ``job_states.TRANSITIONS``, written as one
+conditional update, so duplicate deliveries, a webhook racing the reconciler, or a late callback
 find the condition false and change nothing.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,20 +24,15 @@ from cutouts.constants import (
     TABLE_PARTITION_KEY,
     TABLE_TTL_ATTRIBUTE,
 )
+from cutouts.job_states import FINAL, IDENTITY, LATE_REASON, NEW, OPEN, TRANSITIONS, Guard, Status
 
-SUBMITTING = "SUBMITTING"  # claimed; the POST to the gateway is under way (lease_until bounds it)
-SUBMITTED = "SUBMITTED"  # the gateway accepted it (request_id known); waiting for the result
-IN_DOUBT = "IN_DOUBT"  # sent, but no answer came back: maybe accepted; a callback may adopt it
-RETRY = "RETRY"  # the gateway refused it for now (429/5xx); the queue will bring it back
-RESUBMIT = "RESUBMIT"  # the gateway reported ERROR (not charged); the reconciler resubmits
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-SUPERSEDED = "SUPERSEDED"  # a newer version of the same key took over
-WAITING = "WAITING"  # another job is paying for the same bytes; this one will copy its cutout
-FINAL_STATUSES = frozenset({COMPLETED, FAILED, SUPERSEDED})
-OPEN_STATUSES = (SUBMITTING, SUBMITTED, IN_DOUBT, RETRY, RESUBMIT, WAITING)
-ALL_STATUSES = (*OPEN_STATUSES, COMPLETED, FAILED, SUPERSEDED)
-LATE_REASON = "timed-out"  # the one failure a confirmed result may still turn into a completion
+# The states live in job_states (with every transition); these names are what callers import.
+SUBMITTING, SUBMITTED, IN_DOUBT = Status.SUBMITTING, Status.SUBMITTED, Status.IN_DOUBT
+RETRY, RESUBMIT, WAITING = Status.RETRY, Status.RESUBMIT, Status.WAITING
+COMPLETED, FAILED, SUPERSEDED = Status.COMPLETED, Status.FAILED, Status.SUPERSEDED
+FINAL_STATUSES = frozenset(FINAL)
+OPEN_STATUSES = OPEN
+ALL_STATUSES = (*OPEN, *FINAL)
 
 
 class JobStoreError(RuntimeError):
@@ -121,6 +118,16 @@ def _to_job(item: Mapping[str, Any]) -> Job:
     for name in ("created_at", "updated_at"):
         values[name] = float(values.get(name) or 0)
     return Job(**values)
+
+
+def _present(job: Job, names: Sequence[str]) -> dict[str, Any]:
+    """The job's values for these attributes, leaving out those it does not have."""
+    return {name: getattr(job, name) for name in names if getattr(job, name, None) is not None}
+
+
+def _ref(job_id: str, attempt: int = 0, *, status: str = "", request_id: str | None = None) -> Job:
+    """A job as a caller that knows only some of it acted on it (for the transition's guards)."""
+    return Job(job_id=job_id, bucket="", key="", version="", status=status, attempt=attempt, request_id=request_id)
 
 
 class JobStore:
@@ -243,15 +250,6 @@ class JobStore:
             raise JobStoreError(f"DynamoDB update failed: {exc.response.get('Error', {}).get('Code')}") from exc
         return {name: _deserialize(attr) for name, attr in reply.get("Attributes", {}).items()}
 
-    def tell_superseded(self, job_id: str, by_job_id: str, now: float) -> bool:
-        """Tell an older version's job that a newer one owns the output key now."""
-        return self._conditional(
-            _job_pk(job_id),
-            {"superseded_by": by_job_id},
-            condition="attribute_exists(#pk)",
-            values={},
-        )
-
     def flag_report(self, bucket: str, key: str, now: float) -> bool:
         """Note on the key record that a failure report exists, before it is written."""
         return self._conditional(
@@ -260,57 +258,6 @@ class JobStore:
             condition="",  # create the key record if there is none yet
             values={},
         )
-
-    def claim(
-        self, job: Job, now: float, lease_seconds: float, *, as_status: str = SUBMITTING, take_from: str = RETRY
-    ) -> bool:
-        """Create the job in SUBMITTING (or ``as_status``), or take it back from ``take_from``.
-
-        A new job is one conditional PutItem; only a job that already exists (a duplicate
-        delivery, or one the queue brings back after a 429) costs a second, updating call. Taking
-        a job back gives it the next attempt number, so a callback URL of an earlier run can never
-        match again, and keeps its retry budget (``tries``).
-        """
-        values = {k: v for k, v in asdict(job).items() if v is not None and k not in ("created_at", "updated_at")}
-        values |= {"status": as_status, "created_at": now, "updated_at": now}
-        if as_status == SUBMITTING:
-            values["lease_until"] = now + lease_seconds
-        try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item={TABLE_PARTITION_KEY: {"S": _job_pk(job.job_id)}} | {k: _serialize(v) for k, v in values.items()},
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": TABLE_PARTITION_KEY},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            job.status = as_status
-            return True
-        except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise JobStoreError(f"DynamoDB put failed: {_error_code(exc)}") from exc
-            found = exc.response.get("Item")
-        existing = _to_job(found) if found and "job_id" in found else self.get(job.job_id)
-        if existing is None or existing.status != take_from:
-            return False
-        for name in ("created_at", "attempt", "tries", "request_id", "errors"):
-            values.pop(name, None)  # the first claim's time and the budget spent are kept
-        values["attempt"] = existing.attempt + 1
-        if self._conditional(
-            _job_pk(job.job_id),
-            values,
-            remove=("request_id", "errors", TABLE_TTL_ATTRIBUTE),
-            condition="#status = :c_from AND #attempt = :c_attempt",
-            values={":c_from": take_from, ":c_attempt": existing.attempt},
-        ):
-            job.status, job.attempt, job.tries, job.created_at = (
-                as_status,
-                existing.attempt + 1,
-                existing.tries,
-                existing.created_at,
-            )
-            job.request_id = None
-            return True
-        return False
 
     def bind_request(self, request_id: str, job_id: str, now: float) -> bool:
         """Record that a gateway request belongs to this job. False: it belongs to another one.
@@ -381,197 +328,202 @@ class JobStore:
             values={":c_owner": from_owner},
         )
 
-    def note_error(self, job: Job, now: float, error: str) -> int:
-        """Count a reconcile pass that failed on this job, and send it to the back of the line.
+    # --- job transitions (job_states.TRANSITIONS, nothing else) ------------------------------
 
-        Returns the count so far, or 0 if the job moved on meanwhile (nothing to count).
+    def claim(
+        self, job: Job, now: float, lease_seconds: float, *, as_status: str = SUBMITTING, take_from: str = RETRY
+    ) -> bool:
+        """Create the job in SUBMITTING (or WAITING), or take it back from RETRY (or WAITING).
+
+        One conditional write either way. Taking a job back gives it the next attempt number, so
+        a callback URL of an earlier run can never match again, and keeps its retry budget.
         """
-        try:
-            reply = self._ddb.update_item(
-                TableName=self._table,
-                Key={TABLE_PARTITION_KEY: {"S": _job_pk(job.job_id)}},
-                UpdateExpression="SET #u = :u, #e = :e ADD #n :one",
-                ConditionExpression="#s = :s AND #a = :a",
-                ExpressionAttributeNames={
-                    "#u": "updated_at",
-                    "#e": "error",
-                    "#n": "errors",
-                    "#s": "status",
-                    "#a": "attempt",
-                },
-                ExpressionAttributeValues={
-                    ":u": _serialize(now),
-                    ":e": _serialize(error[:1000]),
-                    ":one": {"N": "1"},
-                    ":s": _serialize(job.status),
-                    ":a": _serialize(job.attempt),
-                },
-                ReturnValues="UPDATED_NEW",
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return 0
-            raise JobStoreError(f"DynamoDB update failed: {_error_code(exc)}") from exc
-        return int(_deserialize(reply.get("Attributes", {}).get("errors", {"N": "1"})))
+        name = "take_over" if take_from == WAITING else "wait" if as_status == WAITING else "claim"
+        values: dict[str, Any] = {} if name == "take_over" else _present(job, TRANSITIONS[name].sets)
+        if as_status == SUBMITTING:
+            values["lease_until"] = now + lease_seconds
+        written = self.apply(name, job, now, values, keeps={"created_at": now, "tries": 1})
+        if written is not None:
+            job.status, job.attempt = Status(as_status), int(written.get("attempt", job.attempt))
+            job.tries, job.created_at = int(written.get("tries", job.tries)), float(written.get("created_at", now))
+            job.request_id = None
+        return written is not None
 
     def mark_submitted(
         self, job_id: str, attempt: int, request_id: str, now: float, content_hash: str | None = None
     ) -> bool:
         """The gateway accepted: record its request id (and the source's hash, for de-duplication)."""
-        values: dict[str, Any] = {"status": SUBMITTED, "request_id": request_id, "submitted_at": now, "updated_at": now}
-        if content_hash:
-            values[CONTENT_INDEX_PARTITION_KEY] = content_hash
-        return self._conditional(
-            _job_pk(job_id),
-            values,
-            remove=("lease_until",),
-            condition="#status = :c_from AND #attempt = :c_attempt",
-            values={":c_from": SUBMITTING, ":c_attempt": attempt},
+        values = {"request_id": request_id, "submitted_at": now} | (
+            {"content_hash": content_hash} if content_hash else {}
         )
+        return self.apply("submitted", _ref(job_id, attempt), now, values) is not None
 
     def mark_in_doubt(self, job_id: str, attempt: int, now: float, error: str) -> bool:
-        return self._conditional(
-            _job_pk(job_id),
-            {"status": IN_DOUBT, "updated_at": now, "error": error},
-            condition="#status = :c_from AND #attempt = :c_attempt",
-            values={":c_from": SUBMITTING, ":c_attempt": attempt},
-        )
+        return self.apply("in_doubt", _ref(job_id, attempt), now, {"error": error}) is not None
 
     def release(self, job_id: str, attempt: int, now: float, error: str, to_status: str = RETRY) -> bool:
-        """The gateway refused the POST for now: hand the job back (RETRY: to the queue)."""
-        return self._conditional(
-            _job_pk(job_id),
-            {"status": to_status, "updated_at": now, "error": error},
-            remove=("lease_until",),
-            condition="#status = :c_from AND #attempt = :c_attempt",
-            values={":c_from": SUBMITTING, ":c_attempt": attempt},
-        )
+        """Nothing was sent (the gateway refused for now, or a check failed): hand the job back."""
+        name = {RETRY: "release", RESUBMIT: "release_for_resubmit", IN_DOUBT: "release_in_doubt"}[Status(to_status)]
+        return self.apply(name, _ref(job_id, attempt), now, {"error": error}) is not None
 
     def adopt(self, job_id: str, attempt: int, request_id: str, now: float) -> bool:
         """A genuine callback names the request of a submission whose answer we never saw."""
-        return self._conditional(
-            _job_pk(job_id),
-            {"status": SUBMITTED, "request_id": request_id, "submitted_at": now, "updated_at": now},
-            remove=("lease_until",),
-            condition=(
-                "(#status = :c_a OR #status = :c_b) AND #attempt = :c_attempt AND attribute_not_exists(#request_id)"
-            ),
-            values={":c_a": IN_DOUBT, ":c_b": SUBMITTING, ":c_attempt": attempt},
+        return (
+            self.apply("adopt", _ref(job_id, attempt), now, {"request_id": request_id, "submitted_at": now})
+            is not None
         )
 
     def touch(self, job_id: str, status: str, now: float) -> bool:
-        return self._conditional(
-            _job_pk(job_id), {"updated_at": now}, condition="#status = :c_s", values={":c_s": status}
-        )
+        return self.apply("touch", _ref(job_id, status=status), now, {}) is not None
 
     def mark_resubmit(self, job_id: str, request_id: str, now: float, error: str | None) -> bool:
-        return self._conditional(
-            _job_pk(job_id),
-            {"status": RESUBMIT, "updated_at": now, "error": error or "gateway reported ERROR"},
-            condition="#status = :c_from AND #request_id = :c_rid",
-            values={":c_from": SUBMITTED, ":c_rid": request_id},
-        )
+        ref = _ref(job_id, request_id=request_id)
+        return self.apply("gateway_error", ref, now, {"error": error or "gateway reported ERROR"}) is not None
 
     def claim_resubmission(self, job: Job, now: float, lease_seconds: float) -> bool:
         """Move a job from RESUBMIT or IN_DOUBT to SUBMITTING with the next attempt number."""
-        return self._conditional(
-            _job_pk(job.job_id),
-            {
-                "status": SUBMITTING,
-                "attempt": job.attempt + 1,
-                "tries": job.tries + 1,
-                "updated_at": now,
-                "lease_until": now + lease_seconds,
-            },
-            remove=("request_id", "errors"),
-            condition="#status = :c_s AND #attempt = :c_attempt",
-            values={":c_s": job.status, ":c_attempt": job.attempt},
-        )
+        return self.apply("resubmission", job, now, {"lease_until": now + lease_seconds}) is not None
 
     def mark_completed(self, job: Job, now: float, output_key: str, from_cache: bool = False) -> bool:
-        """End a job COMPLETED from SUBMITTED (its request) or, for a cache hit, as it is found.
+        """End a job COMPLETED: from SUBMITTED (its request), late from a timed-out FAILED, or from cache.
 
         A cache hit costs no POST, so it needs no claim: the job is created COMPLETED if it does
         not exist yet, or ended from RETRY (the queue brought it back) or WAITING (it waited for
-        the job that paid for the same bytes). Only what changes is written otherwise: an absent
-        ``from_cache`` reads as false, and the attributes removed are those this job carries.
+        the job that paid for the same bytes).
         """
-        condition = (
-            "(#status = :c_from OR (#status = :c_failed AND #reason = :c_late))"
-            " AND #request_id = :c_rid AND attribute_not_exists(#superseded_by)"
-        )
         values: dict[str, Any] = {
-            ":c_from": SUBMITTED,
-            ":c_failed": FAILED,
-            ":c_late": LATE_REASON,  # the gateway billed it: a result confirmed late is still written
-            ":c_rid": job.request_id or "",
-        }
-        created: dict[str, Any] = {}
-        fields: dict[str, Any] = {
-            "status": COMPLETED,
-            "updated_at": now,
             "finished_at": now,
             "output_key": output_key,
-            TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
+            "expires_at": int(now) + self._ttl_seconds,
         }
         if from_cache:
-            condition = (
-                "attribute_not_exists(#pk) OR ((#status = :c_retry OR #status = :c_waiting)"
-                " AND attribute_not_exists(#superseded_by))"
-            )
-            values = {":c_retry": RETRY, ":c_waiting": WAITING}
-            identity = ("job_id", "bucket", "key", "version", "version_id", "etag", "attempt", "tries")
-            created = {name: getattr(job, name) for name in identity if getattr(job, name) is not None}
-            created["created_at"] = job.created_at or now
-            fields["from_cache"] = True
-            if job.content_hash:
-                fields[CONTENT_INDEX_PARTITION_KEY] = job.content_hash  # it can lend its cutout on in turn
-        stale = {
-            "lease_until": from_cache or job.lease_until is not None,
-            "error": job.error is not None,
-            "reason": job.reason is not None,
-        }
-        return self._conditional(
-            _job_pk(job.job_id),
-            fields,
-            remove=tuple(name for name, present in stale.items() if present),
-            condition=condition,
-            values=values,
-            set_if_absent=created,
-        )
+            values |= _present(job, (*IDENTITY, "content_hash")) | {"from_cache": True}
+            keeps = {"created_at": job.created_at or now, "attempt": job.attempt, "tries": job.tries}
+            return self.apply("complete_from_cache", job, now, values, keeps=keeps) is not None
+        name = "complete_late" if job.status == FAILED else "complete"
+        return self.apply(name, job, now, values) is not None
 
     def mark_final(self, job: Job, status: str, now: float, reason: str, error: str) -> bool:
-        """End a job as FAILED or SUPERSEDED, from the state the caller last saw it in."""
-        condition = "#status = :c_s AND #attempt = :c_attempt"
-        values: dict[str, Any] = {":c_s": job.status, ":c_attempt": job.attempt}
-        return self._conditional(
-            _job_pk(job.job_id),
-            {
-                "status": status,
-                "updated_at": now,
-                "finished_at": now,
-                "reason": reason,
-                "error": error[:1000],
-                TABLE_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
-            },
-            remove=("lease_until",),
-            condition=condition,
-            values=values,
-        )
+        """End a job as FAILED or SUPERSEDED, from the state and attempt the caller last saw it in."""
+        values = {
+            "finished_at": now,
+            "reason": reason,
+            "error": error[:1000],
+            "expires_at": int(now) + self._ttl_seconds,
+        }
+        return self.apply("fail" if status == FAILED else "supersede", job, now, values) is not None
 
     def reopen(self, job: Job, now: float) -> bool:
-        """Let a failed job be claimed again (operator retry after fixing the cause).
+        """Let a finished job be claimed again (operator retry after fixing the cause).
 
         The retry budget starts afresh, but the attempt number moves on and the old request is
         forgotten: a late callback of the failed run can neither fail nor complete the new one.
         """
-        return self._conditional(
-            _job_pk(job.job_id),
-            {"status": RETRY, "updated_at": now, "reopened_at": now, "attempt": job.attempt + 1, "tries": 1},
-            remove=(TABLE_TTL_ATTRIBUTE, "finished_at", "request_id", "errors", "lease_until"),
-            condition="#status = :c_s AND #attempt = :c_attempt",
-            values={":c_s": job.status, ":c_attempt": job.attempt},
-        )
+        return self.apply("reopen", job, now, {"reopened_at": now, "tries": 1}) is not None
+
+    def note_error(self, job: Job, now: float, error: str) -> int:
+        """Count a reconcile pass that failed on this job, and send it to the back of the line.
+
+        Returns the count so far, or 0 if the job moved on meanwhile (nothing to count).
+        """
+        written = self.apply("note_error", job, now, {"error": error[:1000]})
+        return int(written.get("errors", 1)) if written is not None else 0
+
+    def tell_superseded(self, job_id: str, by_job_id: str, now: float) -> bool:
+        """Tell an older version's job that a newer one owns the output key now."""
+        return self.apply("tell_superseded", _ref(job_id), now, {"superseded_by": by_job_id}) is not None
+
+    def apply(
+        self, name: str, job: Job, now: float, values: Mapping[str, Any], keeps: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Write one transition of the table as one conditional update; the new values, or None if refused."""
+        transition = TRANSITIONS[name]
+        unknown = set(values) - set(transition.sets)
+        if unknown:
+            raise ValueError(f"transition {name!r} does not write {sorted(unknown)}")
+        names: dict[str, str] = {"#status": "status", "#updated_at": "updated_at", "#pk": TABLE_PARTITION_KEY}
+        attr_values: dict[str, Any] = {":updated_at": _serialize(now)}
+        sets = ["#updated_at = :updated_at"]
+        if transition.target is not None:
+            attr_values[":target"] = _serialize(str(transition.target))
+            sets.append("#status = :target")
+        for i, (field, value) in enumerate(values.items()):
+            names[f"#s{i}"], attr_values[f":s{i}"] = field, _serialize(value)
+            sets.append(f"#s{i} = :s{i}")
+        for i, field in enumerate(transition.keeps):
+            if keeps and field in keeps:
+                names[f"#k{i}"], attr_values[f":k{i}"] = field, _serialize(keeps[field])
+                sets.append(f"#k{i} = if_not_exists(#k{i}, :k{i})")
+        if transition.counts:
+            attr_values[":zero"], attr_values[":one"] = {"N": "0"}, {"N": "1"}
+        for i, field in enumerate(transition.counts):
+            names[f"#c{i}"] = field
+            sets.append(f"#c{i} = if_not_exists(#c{i}, :zero) + :one")
+        expression = "SET " + ", ".join(sets)
+        if transition.removes:
+            for i, field in enumerate(transition.removes):
+                names[f"#r{i}"] = field
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(transition.removes)))
+        condition = self._condition(transition.sources, transition.guards, job, names, attr_values)
+        used = expression + " " + condition
+        names = {token: field for token, field in names.items() if re.search(f"{token}\\b", used)}
+        try:
+            reply = self._ddb.update_item(
+                TableName=self._table,
+                Key={TABLE_PARTITION_KEY: {"S": _job_pk(job.job_id)}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attr_values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise JobStoreError(f"DynamoDB update failed: {_error_code(exc)}") from exc
+        return {field: _deserialize(attr) for field, attr in reply.get("Attributes", {}).items()}
+
+    @staticmethod
+    def _condition(
+        sources: tuple[str, ...], guards: tuple[Guard, ...], job: Job, names: dict[str, str], values: dict[str, Any]
+    ) -> str:
+        """``(status in sources AND guards)``, or also ``no record yet`` when NEW is a source."""
+        states = [state for state in sources if state != NEW]
+        parts = []
+        if states:
+            for i, state in enumerate(states):
+                values[f":from{i}"] = _serialize(str(state))
+            either = " OR ".join(f"#status = :from{i}" for i in range(len(states)))
+            parts.append(f"({either})" if len(states) > 1 else either)
+        for guard in guards:
+            if guard is Guard.SEEN:
+                values[":seen"] = _serialize(str(job.status))
+                parts.append("#status = :seen")
+            elif guard is Guard.ATTEMPT:
+                names["#attempt"], values[":attempt"] = "attempt", _serialize(job.attempt)
+                parts.append("#attempt = :attempt")
+            elif guard is Guard.REQUEST:
+                names["#request_id"], values[":request_id"] = "request_id", _serialize(job.request_id or "")
+                parts.append("#request_id = :request_id")
+            elif guard is Guard.NO_REQUEST:
+                names["#request_id"] = "request_id"
+                parts.append("attribute_not_exists(#request_id)")
+            elif guard is Guard.CURRENT:
+                names["#superseded_by"] = "superseded_by"
+                parts.append("attribute_not_exists(#superseded_by)")
+            elif guard is Guard.LATE:
+                names["#reason"], values[":late"] = "reason", _serialize(LATE_REASON)
+                parts.append("#reason = :late")
+        existing = " AND ".join(parts) if parts else "attribute_exists(#pk)"
+        if NEW in sources:
+            if not states:
+                return "attribute_not_exists(#pk)"
+            return (
+                f"attribute_not_exists(#pk) OR ({existing})"
+                if len(parts) > 1
+                else f"attribute_not_exists(#pk) OR {existing}"
+            )
+        return existing
 
     # --- plumbing --------------------------------------------------------------------------
 

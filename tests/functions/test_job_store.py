@@ -225,7 +225,7 @@ def test_throttling_becomes_job_store_error(operation):
         # Then the caller gets our own exception type, not ConditionalCheckFailed's False
         with pytest.raises(JobStoreError):
             if operation == "put_item":
-                store.claim(new_job(), NOW, 120)
+                store.bind_request("rid", "a" * 32, NOW)
             elif operation == "update_item":
                 store.mark_submitted("a" * 32, 1, "rid", NOW)
             elif operation == "get_item":
@@ -250,3 +250,23 @@ def test_claim_refuses_a_job_in_any_state_but_retry(store):
         # Then it is refused and the record keeps its state and first claim time
         assert not store.claim(new_job(n), NOW + 5, 120)
         assert (store.get(job.job_id).status, store.get(job.job_id).created_at) == (status, NOW)
+
+
+def test_a_transition_writes_only_what_the_table_says_it_writes(store):
+    # Given a claimed job
+    job = claimed(store)
+    # When a caller tries to write an attribute its transition does not declare
+    # Then nothing is written
+    with pytest.raises(ValueError, match="does not write"):
+        store.apply("in_doubt", job, NOW + 1, {"request_id": "smuggled"})
+    assert store.get(job.job_id).request_id is None
+
+
+def test_failing_a_job_that_was_superseded_meanwhile_is_refused(store):
+    # Given a job read by one actor, then told by a newer version that it is superseded
+    job = claimed(store)
+    assert store.tell_superseded(job.job_id, "f" * 32, NOW + 1)
+    # When the first actor fails it from its stale read
+    # Then the write is refused (the caller ends it as SUPERSEDED instead)
+    assert not store.mark_final(job, FAILED, NOW + 2, "model-failed", "x")
+    assert store.mark_final(job, "SUPERSEDED", NOW + 2, "superseded", "x")
