@@ -180,6 +180,19 @@ class CutoutsFunction(Construct):
             Acknowledgment(id="Serverless-LambdaDLQ", reason=SERVERLESS_LAMBDA_DLQ_REASON[construct_id]),
         )
 
-    def allow(self, sid: str, actions: list[str], resources: list[str]) -> None:
+    def allow(
+        self,
+        sid: str,
+        actions: list[str],
+        resources: list[str],
+        conditions: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> None:
         """Add one hand-written statement to the role (never a grant_* wildcard)."""
-        self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                actions=actions,
+                resources=resources,
+                conditions=dict(conditions) if conditions else None,
+            )
+        )

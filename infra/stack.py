@@ -217,6 +217,21 @@ class CutoutsStack(Stack):
             [table, f"{table}/index/{c.STATUS_INDEX_NAME}"],
         )
         reconcile.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
+        # Without s3:ListBucket S3 answers a GET or HEAD of a missing key with 403 AccessDenied, not
+        # 404, and a deleted source (source-deleted) or a vanished cutout looks like a permission
+        # error. Each function that reads keys which may be gone may list only under the prefixes
+        # it reads: submit reads sources and HEADs a twin's cutout (de-duplication); reconcile
+        # presigns sources again for a resubmission (the gateway's fetch is signed by its role).
+        for fn, read_prefixes in (
+            (submit, (config.input_prefix, config.output_prefix)),
+            (reconcile, (config.input_prefix,)),
+        ):
+            fn.allow(
+                "SeeMissingKeys",
+                ["s3:ListBucket"],
+                [bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in read_prefixes]}},
+            )
         for fn, prefixes in (
             (submit, (config.input_prefix, config.output_prefix, config.failure_prefix)),
             (webhook, (config.output_prefix, config.failure_prefix)),
