@@ -125,6 +125,7 @@ class CutoutsFunction(Construct):
         timeout: Duration,
         description: str,
         environment: Mapping[str, str],
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = stack_log_group(self, "Logs", config)
@@ -151,6 +152,7 @@ class CutoutsFunction(Construct):
             layers=[layer],
             memory_size=MEMORY_MB,
             timeout=timeout,
+            reserved_concurrent_executions=reserved_concurrency,
             description=description,
             role=self.role,
             log_group=self.log_group,

@@ -112,10 +112,18 @@ class Observability(Construct):
                 f"The {name.lower()} function raised errors (time-outs, crashes, whole-batch failures). "
                 "Read its log group.",
             )
+            cfn = fn.node.default_child
+            reserved = cfn.reserved_concurrent_executions if isinstance(cfn, lambda_.CfnFunction) else None
             self._alarm(
                 f"{name}Throttles",
                 fn.metric_throttles(period=PERIOD, statistic="Sum"),
-                f"The {name.lower()} function was throttled: the account's concurrency is exhausted.",
+                f"The {name.lower()} function was throttled: "
+                + (
+                    f"more than its reserved concurrency ({reserved}) ran at once (a callback flood, or slow "
+                    "callbacks); refused callbacks are retried by the gateway and finished by the reconciler."
+                    if reserved
+                    else "the account's concurrency is exhausted."
+                ),
             )
         self._alarm(
             "GatewayAuthErrors",

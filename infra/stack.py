@@ -56,7 +56,15 @@ class CutoutsStack(Stack):
         layer = powertools_layer(self, config.powertools_layer_version)
         common_env = self._common_environment(config, storage, secrets)
 
-        def make(construct_id: str, handler: str, timeout: Duration, description: str, **extra: str) -> CutoutsFunction:
+        def make(
+            construct_id: str,
+            handler: str,
+            timeout: Duration,
+            description: str,
+            *,
+            extra: dict[str, str] | None = None,
+            reserved_concurrency: int | None = None,
+        ) -> CutoutsFunction:
             return CutoutsFunction(
                 self,
                 construct_id,
@@ -66,7 +74,8 @@ class CutoutsStack(Stack):
                 handler=handler,
                 timeout=timeout,
                 description=description,
-                environment={**common_env, **extra},
+                environment={**common_env, **(extra or {})},
+                reserved_concurrency=reserved_concurrency,
             )
 
         webhook = make(
@@ -74,6 +83,9 @@ class CutoutsStack(Stack):
             c.WEBHOOK_HANDLER,
             WEBHOOK_TIMEOUT,
             "Cutouts: verifies gateway callbacks, stores cutouts",
+            # Reserved: a flood on the public callback API can neither starve the webhook nor use up
+            # the account's concurrency; the API's burst equals it (infra/config.py).
+            reserved_concurrency=config.webhook_reserved_concurrency,
         )
         api = CallbackApi(self, "CallbackApi", config=config, webhook=webhook.function)
         submit = make(
@@ -81,14 +93,14 @@ class CutoutsStack(Stack):
             c.SUBMIT_HANDLER,
             SUBMIT_TIMEOUT,
             "Cutouts: submits uploaded images to the gateway",
-            **{c.ENV_CALLBACK_BASE_URL: api.url},
+            extra={c.ENV_CALLBACK_BASE_URL: api.url},
         )
         reconcile = make(
             "Reconcile",
             c.RECONCILE_HANDLER,
             RECONCILE_TIMEOUT,
             "Cutouts: polls, resubmits or fails jobs whose callback never came",
-            **{c.ENV_CALLBACK_BASE_URL: api.url, c.ENV_DLQ_URL: storage.dead_letter_queue.queue_url},
+            extra={c.ENV_CALLBACK_BASE_URL: api.url, c.ENV_DLQ_URL: storage.dead_letter_queue.queue_url},
         )
         self.submit, self.webhook, self.reconcile, self.api = submit, webhook, reconcile, api
 
