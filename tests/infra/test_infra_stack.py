@@ -410,3 +410,15 @@ def test_bad_prefix_is_refused_at_synth_with_a_clear_message(synth: Any) -> None
     message = str(raised.value)
     assert "Invalid CDK context 'outputPrefix'" in message
     assert "inside inputPrefix 'uploads/'" in message and "loop" in message
+
+
+def test_timeouts_fit_the_callback_api_and_the_queue(template_json: dict[str, Any]) -> None:
+    fns = our_functions(template_json)
+    timeout = {h: f["Properties"]["Timeout"] for h, f in fns.items()}
+    # The webhook ends before API Gateway's 30 s HTTP integration limit, so the gateway always gets our answer
+    (integration,) = resources(template_json, "AWS::ApiGatewayV2::Integration").values()
+    api_limit_ms = integration["Properties"].get("TimeoutInMillis", 30_000)
+    assert api_limit_ms <= 30_000 and timeout[c.WEBHOOK_HANDLER] * 1000 < api_limit_ms
+    # A message is never visible again while a submit invocation may still hold it (AWS: 6x)
+    (queue,) = [q for k, q in resources(template_json, "AWS::SQS::Queue").items() if "UploadQueue" in k]
+    assert queue["Properties"]["VisibilityTimeout"] == 6 * timeout[c.SUBMIT_HANDLER]
