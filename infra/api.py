@@ -51,6 +51,8 @@ class CallbackApi(Construct):
             "DefaultStage",
             http_api=self.api,
             auto_deploy=True,
+            # Sized from the pipeline, not the internet: rate = what submit can cause, burst = what
+            # the webhook's reserved concurrency can start at once (formula in infra/config.py).
             throttle=apigwv2.ThrottleSettings(
                 rate_limit=config.callback_rate_limit, burst_limit=config.callback_burst_limit
             ),

@@ -27,6 +27,23 @@ LOG_RETENTION_DAYS_ALLOWED: frozenset[int] = frozenset(
 # other stage retains them (losing production data by a typo in -c stage= is the worse error).
 DESTROYABLE_STAGES: frozenset[str] = frozenset({"dev", "test"})
 
+# The callback API is public, so its throttle is sized from what the pipeline can produce.
+# Each of the submit function's maxConcurrency slots makes at most about 2 gateway submissions a
+# second (a source read, a conditional claim and a POST take at least ~0.5 s), and each submission
+# is called back at most about twice (the callback plus one gateway retry, or a resubmission's).
+SUBMISSIONS_PER_SLOT_PER_SECOND = 2
+CALLBACK_DELIVERIES_PER_SUBMISSION = 2
+# AWS keeps at least 100 of an account's concurrency unreserved; the default account limit is 1000.
+ACCOUNT_CONCURRENCY_DEFAULT = 1000
+UNRESERVED_CONCURRENCY_MINIMUM = 100
+MAX_WEBHOOK_RESERVED_CONCURRENCY = ACCOUNT_CONCURRENCY_DEFAULT - UNRESERVED_CONCURRENCY_MINIMUM
+# Context keys that are no longer settings, with what replaced them.
+_RETIRED_KEYS = {
+    key: "no longer a setting: the callback throttle is derived from maxConcurrency and "
+    "webhookReservedConcurrency (see infra/config.py); remove it"
+    for key in ("callbackRateLimit", "callbackBurstLimit")
+}
+
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -78,8 +95,23 @@ class StackConfig:
     dedup: bool = c.DEFAULT_DEDUP_ENABLED
     job_ttl_days: int = c.DEFAULT_JOB_TTL_DAYS
     retry_base_seconds: int = c.DEFAULT_RETRY_BASE_SECONDS
-    callback_rate_limit: int = c.DEFAULT_CALLBACK_RATE_LIMIT
-    callback_burst_limit: int = c.DEFAULT_CALLBACK_BURST_LIMIT
+    webhook_reserved_concurrency: int = c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY
+
+    @property
+    def callback_rate_limit(self) -> int:
+        """Callbacks a second the pipeline can cause: maxConcurrency x 2 submissions/s x 2 deliveries."""
+        return self.max_concurrency * SUBMISSIONS_PER_SLOT_PER_SECOND * CALLBACK_DELIVERIES_PER_SUBMISSION
+
+    @property
+    def callback_burst_limit(self) -> int:
+        """Callbacks admitted at once: as many as the webhook can run at once.
+
+        API Gateway invokes the webhook synchronously and Lambda queues no synchronous call: a
+        request beyond the reserved concurrency is refused at once (a throttle), whatever the
+        29-30 s integration timeout would allow. A larger burst would only turn API 429s into
+        Lambda throttles; a smaller one would refuse callbacks the webhook could serve.
+        """
+        return self.webhook_reserved_concurrency
 
     @property
     def stack_name(self) -> str:
@@ -248,6 +280,19 @@ def _as_email(key: str, raw: Any) -> str | None:
     return value
 
 
+def _as_reserved_concurrency(key: str, raw: Any) -> int:
+    value = _as_int(key, raw, -(10**9), 10**9)
+    if not 1 <= value <= MAX_WEBHOOK_RESERVED_CONCURRENCY:
+        raise ConfigError(
+            key,
+            f"{value} is out of range; use a whole number between 1 and {MAX_WEBHOOK_RESERVED_CONCURRENCY}: AWS keeps "
+            f"at least {UNRESERVED_CONCURRENCY_MINIMUM} of the account's concurrency unreserved (default account "
+            f"limit {ACCOUNT_CONCURRENCY_DEFAULT}), so use less if the account's limit is lower or other functions "
+            "reserve some",
+        )
+    return value
+
+
 def _as_retention(key: str, raw: Any) -> int:
     value = _as_int(key, raw, 1, 3653)
     if value not in LOG_RETENTION_DAYS_ALLOWED:
@@ -302,8 +347,7 @@ _KEYS: dict[str, tuple[str, _Parser]] = {
     "dedup": ("dedup", _as_bool),
     "jobTtlDays": ("job_ttl_days", lambda k, v: _as_int(k, v, 1, 3650)),
     "retryBaseSeconds": ("retry_base_seconds", lambda k, v: _as_int(k, v, 0, 3600)),
-    "callbackRateLimit": ("callback_rate_limit", lambda k, v: _as_int(k, v, 1, 10_000)),
-    "callbackBurstLimit": ("callback_burst_limit", lambda k, v: _as_int(k, v, 1, 5_000)),
+    "webhookReservedConcurrency": ("webhook_reserved_concurrency", _as_reserved_concurrency),
 }
 
 CONTEXT_KEYS: tuple[str, ...] = tuple(_KEYS)
@@ -336,10 +380,16 @@ def _check_consistency(cfg: StackConfig) -> None:
             f"{cfg.max_age_seconds} must be greater than staleAfterSeconds ({cfg.stale_after_seconds}), "
             "or jobs are failed before the reconciler ever polls them",
         )
-    if cfg.callback_burst_limit < cfg.callback_rate_limit:
+    # The webhook must keep up with the callbacks the pipeline can cause: at about one second a
+    # callback, that takes one reserved execution per callback a second (and the burst, which
+    # equals the reservation, is then at least the rate, as API Gateway expects).
+    if cfg.webhook_reserved_concurrency < cfg.callback_rate_limit:
         raise ConfigError(
-            "callbackBurstLimit",
-            f"{cfg.callback_burst_limit} must be at least callbackRateLimit ({cfg.callback_rate_limit})",
+            "webhookReservedConcurrency",
+            f"{cfg.webhook_reserved_concurrency} cannot keep up with the callbacks maxConcurrency "
+            f"{cfg.max_concurrency} can cause (up to {cfg.callback_rate_limit} a second: {cfg.max_concurrency} "
+            f"submit slots x {SUBMISSIONS_PER_SLOT_PER_SECOND} submissions/s x {CALLBACK_DELIVERIES_PER_SUBMISSION} "
+            f"deliveries); set it to at least {cfg.callback_rate_limit} or lower maxConcurrency",
         )
 
 
@@ -347,6 +397,8 @@ def parse_config(context: Mapping[str, Any]) -> StackConfig:
     """Build a `StackConfig` from CDK context, or raise `ConfigError` naming the bad key."""
     known = set(_KEYS)
     for key in context:
+        if key in _RETIRED_KEYS:
+            raise ConfigError(key, _RETIRED_KEYS[key])
         if key in known or key.startswith(("@", "aws:", "cdk")) or ":" in key:
             continue
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)

@@ -125,6 +125,7 @@ class CutoutsFunction(Construct):
         timeout: Duration,
         description: str,
         environment: Mapping[str, str],
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = stack_log_group(self, "Logs", config)
@@ -151,6 +152,7 @@ class CutoutsFunction(Construct):
             layers=[layer],
             memory_size=MEMORY_MB,
             timeout=timeout,
+            reserved_concurrent_executions=reserved_concurrency,
             description=description,
             role=self.role,
             log_group=self.log_group,
@@ -180,6 +182,19 @@ class CutoutsFunction(Construct):
             Acknowledgment(id="Serverless-LambdaDLQ", reason=SERVERLESS_LAMBDA_DLQ_REASON[construct_id]),
         )
 
-    def allow(self, sid: str, actions: list[str], resources: list[str]) -> None:
+    def allow(
+        self,
+        sid: str,
+        actions: list[str],
+        resources: list[str],
+        conditions: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> None:
         """Add one hand-written statement to the role (never a grant_* wildcard)."""
-        self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                actions=actions,
+                resources=resources,
+                conditions=dict(conditions) if conditions else None,
+            )
+        )

@@ -89,13 +89,18 @@ class Observability(Construct):
         self._action = cw_actions.SnsAction(self.topic)
         self.alarms: dict[str, cw.Alarm] = {}
 
+        # Not on the dead-letter queue's depth: the reconciler's sweep re-receives dead letters without
+        # deleting them (it writes their reports), so depth and age stay up, and move, for the queue's
+        # whole retention. The sweep counts each dead letter it reports for the first time instead,
+        # so the alarm fires for the period a new one appears and is OK again after it.
         self._alarm(
             "DeadLetters",
-            dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            "Uploads reached the dead-letter queue: they failed submission repeatedly. Inspect the "
-            "messages and the submit function's logs, fix the cause, then redrive.",
+            app_metric(c.METRIC_DEAD_LETTERS_REPORTED),
+            "New uploads reached the dead-letter queue (each got a dead-lettered report): they failed "
+            "submission repeatedly. Inspect the messages and the submit function's logs, fix the cause, "
+            "then redrive.",
+            threshold=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         )
         self._alarm(
             "OldestUpload",
@@ -112,10 +117,18 @@ class Observability(Construct):
                 f"The {name.lower()} function raised errors (time-outs, crashes, whole-batch failures). "
                 "Read its log group.",
             )
+            cfn = fn.node.default_child
+            reserved = cfn.reserved_concurrent_executions if isinstance(cfn, lambda_.CfnFunction) else None
             self._alarm(
                 f"{name}Throttles",
                 fn.metric_throttles(period=PERIOD, statistic="Sum"),
-                f"The {name.lower()} function was throttled: the account's concurrency is exhausted.",
+                f"The {name.lower()} function was throttled: "
+                + (
+                    f"more than its reserved concurrency ({reserved}) ran at once (a callback flood, or slow "
+                    "callbacks); refused callbacks are retried by the gateway and finished by the reconciler."
+                    if reserved
+                    else "the account's concurrency is exhausted."
+                ),
             )
         self._alarm(
             "GatewayAuthErrors",
@@ -135,6 +148,12 @@ class Observability(Construct):
             "The reconciler failed jobs older than maxAgeSeconds: callbacks are not arriving and the "
             "status endpoint did not finish them. Check the gateway and the callback API.",
         )
+        self._alarm(
+            "ReconcileJobErrors",
+            app_metric(c.METRIC_RECONCILE_JOB_ERRORS),
+            "The reconciler could not handle some jobs in a pass (it goes on with the others and tries "
+            "them again next pass). Read the reconcile function's log group for the job ids and errors.",
+        )
 
         self.dashboard_name = f"Cutouts-{config.stage}"
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=self.dashboard_name)
@@ -147,6 +166,7 @@ class Observability(Construct):
         description: str,
         *,
         threshold: float = 0,
+        comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluation_periods: int = 1,
     ) -> None:
         alarm = cw.Alarm(
@@ -154,7 +174,7 @@ class Observability(Construct):
             f"{name}Alarm",
             metric=metric,
             threshold=threshold,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            comparison_operator=comparison,
             evaluation_periods=evaluation_periods,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             alarm_description=description,
@@ -181,6 +201,8 @@ class Observability(Construct):
                     app_metric(c.METRIC_COMPLETED),
                     app_metric(c.METRIC_FAILED),
                     app_metric(c.METRIC_STUCK_JOBS_FAILED),
+                    app_metric(c.METRIC_DEAD_LETTERS_REPORTED),
+                    app_metric(c.METRIC_RECONCILE_JOB_ERRORS),
                 ],
                 width=8,
             ),
@@ -209,7 +231,11 @@ class Observability(Construct):
                     queue.metric_approximate_number_of_messages_not_visible(label="queue in flight"),
                     dlq.metric_approximate_number_of_messages_visible(label="dead letters"),
                 ],
-                right=[queue.metric_approximate_age_of_oldest_message(label="oldest upload (s)")],
+                # The dead-letter queue's depth and age are shown, not alarmed (see DeadLetters).
+                right=[
+                    queue.metric_approximate_age_of_oldest_message(label="oldest upload (s)"),
+                    dlq.metric_approximate_age_of_oldest_message(label="oldest dead letter (s)"),
+                ],
                 width=8,
             ),
         )

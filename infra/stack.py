@@ -56,7 +56,15 @@ class CutoutsStack(Stack):
         layer = powertools_layer(self, config.powertools_layer_version)
         common_env = self._common_environment(config, storage, secrets)
 
-        def make(construct_id: str, handler: str, timeout: Duration, description: str, **extra: str) -> CutoutsFunction:
+        def make(
+            construct_id: str,
+            handler: str,
+            timeout: Duration,
+            description: str,
+            *,
+            extra: dict[str, str] | None = None,
+            reserved_concurrency: int | None = None,
+        ) -> CutoutsFunction:
             return CutoutsFunction(
                 self,
                 construct_id,
@@ -66,7 +74,8 @@ class CutoutsStack(Stack):
                 handler=handler,
                 timeout=timeout,
                 description=description,
-                environment={**common_env, **extra},
+                environment={**common_env, **(extra or {})},
+                reserved_concurrency=reserved_concurrency,
             )
 
         webhook = make(
@@ -74,6 +83,9 @@ class CutoutsStack(Stack):
             c.WEBHOOK_HANDLER,
             WEBHOOK_TIMEOUT,
             "Cutouts: verifies gateway callbacks, stores cutouts",
+            # Reserved: a flood on the public callback API can neither starve the webhook nor use up
+            # the account's concurrency; the API's burst equals it (infra/config.py).
+            reserved_concurrency=config.webhook_reserved_concurrency,
         )
         api = CallbackApi(self, "CallbackApi", config=config, webhook=webhook.function)
         submit = make(
@@ -81,14 +93,14 @@ class CutoutsStack(Stack):
             c.SUBMIT_HANDLER,
             SUBMIT_TIMEOUT,
             "Cutouts: submits uploaded images to the gateway",
-            **{c.ENV_CALLBACK_BASE_URL: api.url},
+            extra={c.ENV_CALLBACK_BASE_URL: api.url},
         )
         reconcile = make(
             "Reconcile",
             c.RECONCILE_HANDLER,
             RECONCILE_TIMEOUT,
             "Cutouts: polls, resubmits or fails jobs whose callback never came",
-            **{c.ENV_CALLBACK_BASE_URL: api.url, c.ENV_DLQ_URL: storage.dead_letter_queue.queue_url},
+            extra={c.ENV_CALLBACK_BASE_URL: api.url, c.ENV_DLQ_URL: storage.dead_letter_queue.queue_url},
         )
         self.submit, self.webhook, self.reconcile, self.api = submit, webhook, reconcile, api
 
@@ -217,6 +229,21 @@ class CutoutsStack(Stack):
             [table, f"{table}/index/{c.STATUS_INDEX_NAME}"],
         )
         reconcile.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
+        # Without s3:ListBucket S3 answers a GET or HEAD of a missing key with 403 AccessDenied, not
+        # 404, and a deleted source (source-deleted) or a vanished cutout looks like a permission
+        # error. Each function that reads keys which may be gone may list only under the prefixes
+        # it reads: submit reads sources and HEADs a twin's cutout (de-duplication); reconcile
+        # presigns sources again for a resubmission (the gateway's fetch is signed by its role).
+        for fn, read_prefixes in (
+            (submit, (config.input_prefix, config.output_prefix)),
+            (reconcile, (config.input_prefix,)),
+        ):
+            fn.allow(
+                "SeeMissingKeys",
+                ["s3:ListBucket"],
+                [bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in read_prefixes]}},
+            )
         for fn, prefixes in (
             (submit, (config.input_prefix, config.output_prefix, config.failure_prefix)),
             (webhook, (config.output_prefix, config.failure_prefix)),

@@ -42,6 +42,7 @@ def test_cli_strings_are_converted() -> None:
     config = parse_config(
         {
             "maxConcurrency": "10",
+            "webhookReservedConcurrency": "40",
             "dedup": "false",
             "allowedMediaHosts": "a.example.com, b.example.com",
             "httpTimeoutSeconds": "5",
@@ -95,8 +96,8 @@ def test_cli_strings_are_converted() -> None:
         ("dedup", "yes", "true or false"),
         ("jobTtlDays", 0, "between 1 and 3650"),
         ("retryBaseSeconds", -1, "between 0 and 3600"),
-        ("callbackRateLimit", 0, "between 1 and"),
-        ("callbackBurstLimit", 0, "between 1 and"),
+        ("webhookReservedConcurrency", 0, "between 1 and 900"),
+        ("webhookReservedConcurrency", 901, "at least 100 of the account's concurrency unreserved"),
     ],
 )
 def test_bad_value_names_the_key_and_the_fix(key: str, value: Any, hint: str) -> None:
@@ -138,8 +139,31 @@ def test_sibling_prefix_with_same_start_is_allowed() -> None:
 def test_inconsistent_ages_are_refused() -> None:
     with pytest.raises(ConfigError, match="maxAgeSeconds"):
         parse_config({"maxAgeSeconds": 300, "staleAfterSeconds": 300})
-    with pytest.raises(ConfigError, match="callbackBurstLimit"):
-        parse_config({"callbackRateLimit": 100, "callbackBurstLimit": 50})
+
+
+def test_webhook_concurrency_too_low_for_the_callbacks_submit_can_cause_is_refused() -> None:
+    # Given 10 submit slots: up to 10 x 2 submissions/s x 2 deliveries = 40 callbacks a second
+    # When the webhook may run only 20 at once
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"maxConcurrency": 10, "webhookReservedConcurrency": 20})
+    # Then synthesis stops naming the key, the value and the fix
+    assert raised.value.key == "webhookReservedConcurrency"
+    assert "20" in str(raised.value) and "at least 40" in str(raised.value) and "maxConcurrency" in str(raised.value)
+
+
+def test_callback_throttle_is_derived_from_submit_and_webhook_concurrency() -> None:
+    # Given the defaults and a larger deployment
+    default, larger = parse_config({}), parse_config({"maxConcurrency": 25, "webhookReservedConcurrency": 150})
+    # Then the rate is what submit can cause and the burst what the webhook can start at once
+    assert (default.callback_rate_limit, default.callback_burst_limit) == (4 * c.DEFAULT_MAX_CONCURRENCY, 20)
+    assert (larger.callback_rate_limit, larger.callback_burst_limit) == (100, 150)
+    assert default.webhook_reserved_concurrency == c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY
+
+
+@pytest.mark.parametrize("key", ["callbackRateLimit", "callbackBurstLimit"])
+def test_former_throttle_keys_are_refused_with_the_reason(key: str) -> None:
+    with pytest.raises(ConfigError, match="derived from maxConcurrency and webhookReservedConcurrency"):
+        parse_config({key: 50})
 
 
 def test_misspelt_key_is_refused_with_a_suggestion() -> None:

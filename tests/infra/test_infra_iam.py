@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from aws_cdk.assertions import Match, Template
 
 from cutouts import constants as c
 
@@ -46,6 +47,13 @@ def _stmt(actions: list[str] | str, resource: Any, sid: str | None = None) -> di
     return statement
 
 
+def _list_under(ids: dict[str, str], *prefixes: str) -> dict[str, Any]:
+    """ListBucket on the bucket, only for listings under the prefixes the function reads."""
+    statement = _stmt("s3:ListBucket", {"Fn::GetAtt": [ids["bucket"], "Arn"]}, "SeeMissingKeys")
+    statement["Condition"] = {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
+    return statement
+
+
 def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     secrets = [{"Ref": ids["gateway_key"]}, {"Ref": ids["signing_key"]}]
     xray = _stmt(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
@@ -73,6 +81,8 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
             ),
             _stmt(["s3:GetObject", "s3:GetObjectVersion"], _objects(ids, uploads), "ReadUploads"),
             _stmt(["s3:GetObject", "s3:PutObject"], _objects(ids, cutouts), "CopyExistingCutout"),
+            # Reads sources (source-deleted) and HEADs a twin's cutout (de-duplication).
+            _list_under(ids, uploads, cutouts),
             _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
             _stmt(
                 ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
@@ -94,6 +104,8 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
             logs("Reconcile"),
             xray,
             _stmt(["s3:GetObject", "s3:GetObjectVersion"], _objects(ids, uploads), "ReadUploads"),
+            # Presigns sources again for resubmission: a deleted source must answer 404, not 403.
+            _list_under(ids, uploads),
             _stmt(["s3:PutObject", "s3:AbortMultipartUpload"], _objects(ids, cutouts), "WriteCutouts"),
             _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
             _stmt(
@@ -147,3 +159,44 @@ def test_no_policy_in_the_stack_grants_an_action_wildcard(template_json: dict[st
         for statement in value["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not any("*" in a for a in actions), (key, actions)
+
+
+def test_missing_keys_answer_404_to_the_functions_that_read_them(template: Template) -> None:
+    # Given S3 answers a GET/HEAD of a missing key with 403 unless the caller may list the bucket,
+    # Then submit (sources, twins' cutouts) and reconcile (sources it presigns again) may list,
+    # but only under the prefixes they read
+    for prefixes in ([c.DEFAULT_INPUT_PREFIX + "*", c.DEFAULT_OUTPUT_PREFIX + "*"], [c.DEFAULT_INPUT_PREFIX + "*"]):
+        template.has_resource_properties(
+            "AWS::IAM::Policy",
+            {
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            {
+                                "Sid": "SeeMissingKeys",
+                                "Effect": "Allow",
+                                "Action": "s3:ListBucket",
+                                "Resource": {"Fn::GetAtt": [Match.string_like_regexp("^StorageBucket"), "Arn"]},
+                                "Condition": {"StringLike": {"s3:prefix": prefixes}},
+                            }
+                        ]
+                    )
+                }
+            },
+        )
+
+
+def test_listing_follows_configured_prefixes(synth: Any) -> None:
+    # Given other prefixes
+    _, _, template = synth({"inputPrefix": "in/", "outputPrefix": "out/", "failurePrefix": "bad/"})
+    # Then the listing condition follows them
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Condition": {"StringLike": {"s3:prefix": ["in/*", "out/*"]}}})]
+                )
+            }
+        },
+    )

@@ -38,7 +38,7 @@ def test_email_subscription_only_when_configured(template: Template, synth: Any)
 def test_every_alarm_notifies_the_topic(template_json: dict[str, Any]) -> None:
     (topic_id,) = [k for k, v in template_json["Resources"].items() if v["Type"] == "AWS::SNS::Topic"]
     alarms = _alarms(template_json)
-    assert len(alarms) == 11
+    assert len(alarms) == 12
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -50,9 +50,9 @@ def test_alarms_on_dead_letters_oldest_upload_errors_and_throttles(template_json
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for alarm in alarms:
         by_metric.setdefault(alarm.get("MetricName", ""), []).append(alarm)
-    (dlq,) = by_metric["ApproximateNumberOfMessagesVisible"]
-    assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
-    assert "DeadLetterQueue" in json.dumps(dlq["Dimensions"])
+    # No alarm on the DLQ's depth or age: the reconciler's sweep re-receives dead letters without
+    # deleting them, so those stay high (and move) for the queue's whole retention.
+    assert "ApproximateNumberOfMessagesVisible" not in by_metric
     (oldest,) = by_metric["ApproximateAgeOfOldestMessage"]
     assert "UploadQueue" in json.dumps(oldest["Dimensions"])
     assert len(by_metric["Errors"]) == 3 and len(by_metric["Throttles"]) == 3
@@ -60,9 +60,33 @@ def test_alarms_on_dead_letters_oldest_upload_errors_and_throttles(template_json
         assert alarm["Namespace"] == "AWS/Lambda" and alarm["Threshold"] == 0
 
 
+def test_dead_letters_alarm_fires_once_per_newly_reported_dead_letter(template: Template) -> None:
+    # Given the reconciler emits DeadLettersReported once per dead letter it reports for the first time
+    # Then the alarm counts those, not the queue's depth, and an empty period is OK
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": c.METRIC_DEAD_LETTERS_REPORTED,
+            "Namespace": c.METRICS_NAMESPACE,
+            "Dimensions": [{"Name": "service", "Value": c.SERVICE_NAME}],
+            "Statistic": "Sum",
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "EvaluationPeriods": 1,
+            "TreatMissingData": "notBreaching",
+            "AlarmDescription": Match.string_like_regexp("dead-letter"),
+        },
+    )
+
+
 def test_alarms_on_gateway_auth_balance_and_stuck_jobs(template_json: dict[str, Any]) -> None:
     alarms = {a.get("MetricName"): a for a in _alarms(template_json)}
-    for metric in (c.METRIC_GATEWAY_AUTH_ERRORS, c.METRIC_GATEWAY_BALANCE_ERRORS, c.METRIC_STUCK_JOBS_FAILED):
+    for metric in (
+        c.METRIC_GATEWAY_AUTH_ERRORS,
+        c.METRIC_GATEWAY_BALANCE_ERRORS,
+        c.METRIC_STUCK_JOBS_FAILED,
+        c.METRIC_RECONCILE_JOB_ERRORS,
+    ):
         alarm = alarms[metric]
         # Powertools metrics carry the dimension service=<POWERTOOLS_SERVICE_NAME>.
         assert alarm["Namespace"] == c.METRICS_NAMESPACE
@@ -81,9 +105,13 @@ def test_dashboard_shows_the_flow(template_json: dict[str, Any]) -> None:
         c.METRIC_DUPLICATES_SKIPPED,
         c.METRIC_END_TO_END_SECONDS,
         c.METRIC_GATEWAY_SECONDS,
+        c.METRIC_DEAD_LETTERS_REPORTED,
+        c.METRIC_RECONCILE_JOB_ERRORS,
         "ApproximateNumberOfMessagesVisible",
         "Errors",
         "Duration",
     ):
         assert metric in body, metric
+    # The dead-letter queue's depth stays visible (without an alarm).
+    assert "StorageDeadLetterQueue" in body
     assert '\\"stat\\":\\"p50\\"' in body and '\\"stat\\":\\"p90\\"' in body

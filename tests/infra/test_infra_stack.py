@@ -153,7 +153,7 @@ def test_submit_reads_the_queue_with_partial_batches_and_a_cap(template: Templat
             "MaximumBatchingWindowInSeconds": 1,
         },
     )
-    _, _, capped = synth({"maxConcurrency": 17, "maxReceives": 3})
+    _, _, capped = synth({"maxConcurrency": 17, "maxReceives": 3, "webhookReservedConcurrency": 68})
     capped.has_resource_properties("AWS::Lambda::EventSourceMapping", {"ScalingConfig": {"MaximumConcurrency": 17}})
     capped.has_resource_properties("AWS::SQS::Queue", {"RedrivePolicy": Match.object_like({"maxReceiveCount": 3})})
 
@@ -256,15 +256,38 @@ def test_api_stage_is_throttled_and_logs_no_query_string(template_json: dict[str
     (stage,) = resources(template_json, "AWS::ApiGatewayV2::Stage").values()
     props = stage["Properties"]
     assert props["StageName"] == "$default" and props["AutoDeploy"] is True
+    # Rate: what maxConcurrency submit slots can cause (x2 submissions/s x2 deliveries);
+    # burst: what the webhook's reserved concurrency can start at once.
     assert props["DefaultRouteSettings"] == {
-        "ThrottlingRateLimit": c.DEFAULT_CALLBACK_RATE_LIMIT,
-        "ThrottlingBurstLimit": c.DEFAULT_CALLBACK_BURST_LIMIT,
+        "ThrottlingRateLimit": 4 * c.DEFAULT_MAX_CONCURRENCY,
+        "ThrottlingBurstLimit": c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY,
     }
     log_format = props["AccessLogSettings"]["Format"]
     assert json.loads(log_format) == ACCESS_LOG_FORMAT
     # The callback token is in the query string: nothing that can carry it is logged.
     for forbidden in ("querystring", "requestOverride", "$input", "$request", "header", "url"):
         assert forbidden.lower() not in log_format.lower().replace("userAgent".lower(), "")
+
+
+def test_webhook_has_reserved_concurrency_matching_the_throttle(template: Template, synth: Any) -> None:
+    # A flood on the public API can neither starve the webhook nor take the account's concurrency.
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": c.WEBHOOK_HANDLER, "ReservedConcurrentExecutions": c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY},
+    )
+    for handler in (c.SUBMIT_HANDLER, c.RECONCILE_HANDLER):
+        template.has_resource_properties(
+            "AWS::Lambda::Function", {"Handler": handler, "ReservedConcurrentExecutions": Match.absent()}
+        )
+    # Given more submit slots and a larger reservation, both follow
+    _, _, larger = synth({"maxConcurrency": 25, "webhookReservedConcurrency": 150})
+    larger.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": c.WEBHOOK_HANDLER, "ReservedConcurrentExecutions": 150}
+    )
+    larger.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {"DefaultRouteSettings": {"ThrottlingRateLimit": 100, "ThrottlingBurstLimit": 150}},
+    )
 
 
 def test_reconciler_runs_on_the_configured_schedule(template: Template, synth: Any) -> None:
@@ -387,3 +410,15 @@ def test_bad_prefix_is_refused_at_synth_with_a_clear_message(synth: Any) -> None
     message = str(raised.value)
     assert "Invalid CDK context 'outputPrefix'" in message
     assert "inside inputPrefix 'uploads/'" in message and "loop" in message
+
+
+def test_timeouts_fit_the_callback_api_and_the_queue(template_json: dict[str, Any]) -> None:
+    fns = our_functions(template_json)
+    timeout = {h: f["Properties"]["Timeout"] for h, f in fns.items()}
+    # The webhook ends before API Gateway's 30 s HTTP integration limit, so the gateway always gets our answer
+    (integration,) = resources(template_json, "AWS::ApiGatewayV2::Integration").values()
+    api_limit_ms = integration["Properties"].get("TimeoutInMillis", 30_000)
+    assert api_limit_ms <= 30_000 and timeout[c.WEBHOOK_HANDLER] * 1000 < api_limit_ms
+    # A message is never visible again while a submit invocation may still hold it (AWS: 6x)
+    (queue,) = [q for k, q in resources(template_json, "AWS::SQS::Queue").items() if "UploadQueue" in k]
+    assert queue["Properties"]["VisibilityTimeout"] == 6 * timeout[c.SUBMIT_HANDLER]
