@@ -128,8 +128,6 @@ DEFAULT_MAX_CONCURRENCY: Final = 5
 DEFAULT_RECONCILE_EVERY_MINUTES: Final = 1
 DEFAULT_LOG_RETENTION_DAYS: Final = 30
 DEFAULT_DEDUP_ENABLED: Final = True
-DEFAULT_CALLBACK_RATE_LIMIT: Final = 50  # requests per second, HTTP API stage
-DEFAULT_CALLBACK_BURST_LIMIT: Final = 100
 DEFAULT_WEBHOOK_RESERVED_CONCURRENCY: Final = 20  # also the callback API's burst (infra/config.py)
 # Published Powertools layer (account 017000801446), AWSLambdaPowertoolsPythonV3-python313-arm64:N.
 # Version 27 is the newest number found in the Powertools docs history offline; check
