@@ -6,10 +6,10 @@ from datetime import datetime
 
 from cutouts import constants as c
 from cutouts.gateway import COMPLETED, ERROR, FAILED, PROCESSING, QUEUED, JobStatus
-from cutouts.job_store import FAILED as FAILED_STATUS
+from cutouts.job_store import COMPLETED as COMPLETED_STATUS
 from cutouts.job_store import SUPERSEDED, Job
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
-from cutouts.outcomes import fail_job
+from cutouts.outcomes import OutputBusy, fail_job
 from cutouts.reports import remove_failure_report
 from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
 from cutouts.services import Services
@@ -21,6 +21,13 @@ RETRY_LATER = "retry-later"
 
 def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> str:
     """Act on a confirmed status; return what happened (completed, failed, resubmit, pending, ...)."""
+    try:
+        return _settle(job, status, services, now)
+    except OutputBusy:
+        return RETRY_LATER  # another actor is writing the key's outputs: the next try finds it done
+
+
+def _settle(job: Job, status: JobStatus, services: Services, now: float) -> str:
     if status.status in (QUEUED, PROCESSING):
         return PENDING
     if status.status == COMPLETED:
@@ -69,7 +76,38 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
             gateway_status=COMPLETED,
         )
         return "failed"
-    output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
+    lease = services.store.lease_output(job.bucket, job.key, job.job_id, now)
+    if lease == "superseded":
+        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+        return "superseded"
+    if lease == "busy":
+        return RETRY_LATER
+    try:
+        output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
+        written = _write_cutout(job, status, output_key, services, now)
+    finally:
+        services.store.release_output(job.bucket, job.key, job.job_id)
+    if written != "completed":
+        return written
+    services.metrics.count(c.METRIC_COMPLETED)
+    job.output_key = output_key
+    hand_on(job, services, now)
+    if job.created_at:
+        services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))
+    gateway_seconds = _gateway_seconds(status) or (now - job.submitted_at if job.submitted_at else None)
+    if gateway_seconds is not None:
+        services.metrics.seconds(c.METRIC_GATEWAY_SECONDS, max(0.0, gateway_seconds))
+    return "completed"
+
+
+def _write_cutout(job: Job, status: JobStatus, output_key: str, services: Services, now: float) -> str:
+    """Under the key's output lease: download the cutout, end the job, and clear the key's report.
+
+    If the job's final write loses (it moved on since it was read), the cutout it wrote is taken
+    back unless the job completed with this very request meanwhile; the lease is still held, so
+    no other version's output can have landed in between.
+    """
+    settings = services.settings
     metadata = cutout_metadata(job.key, job.version, job.job_id, status.request_id)
     try:
         fetch_media_to_s3(
@@ -81,19 +119,16 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
     except MediaUnavailable:
         return RETRY_LATER
     if not services.store.mark_completed(job, now, output_key):
+        current = services.store.get(job.job_id)
+        if current is None or current.status != COMPLETED_STATUS or current.request_id != status.request_id:
+            services.s3.delete_object(Bucket=job.bucket, Key=output_key)
+        if current is not None and current.superseded_by and not current.is_final:
+            services.store.mark_final(current, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return "already-finished"
-    if job.clear_report or job.status == FAILED_STATUS:  # a report of the key (or of this job) is stale now
-        remove_failure_report(
-            services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
-        )
-    services.metrics.count(c.METRIC_COMPLETED)
-    job.output_key = output_key
-    hand_on(job, services, now)
-    if job.created_at:
-        services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))
-    gateway_seconds = _gateway_seconds(status) or (now - job.submitted_at if job.submitted_at else None)
-    if gateway_seconds is not None:
-        services.metrics.seconds(c.METRIC_GATEWAY_SECONDS, max(0.0, gateway_seconds))
+    # The lease is held and this job is the key's newest: any report of the key is stale now.
+    remove_failure_report(
+        services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
+    )
     return "completed"
 
 

@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 from botocore.exceptions import ClientError
 
 from cutouts import constants as c
-from cutouts.job_store import SUPERSEDED, Job
+from cutouts.job_store import COMPLETED, SUPERSEDED, Job
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
+from cutouts.outcomes import OutputBusy
 from cutouts.reports import remove_failure_report
 from cutouts.services import Services
 
@@ -49,14 +50,25 @@ def copy_cutout_from(job: Job, twin: Job, services: Services, now: float) -> Cac
     The job needs no claim (a copy costs nothing at the gateway): it is created, or ended from
     RETRY or WAITING, as COMPLETED ``from_cache``.
     """
-    store, settings = services.store, services.settings
+    store = services.store
     etag = _cutout_etag(services.s3, twin)
     if etag is None:
         return None  # deleted, or overwritten by a newer version of the twin's key
-    latest = store.latest_job_for(job.bucket, job.key)
-    if latest is not None and latest != job.job_id:
+    lease = store.lease_output(job.bucket, job.key, job.job_id, now)
+    if lease == "superseded":
         store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return CacheResult("superseded", "a newer upload of this key was already seen")
+    if lease == "busy":
+        raise OutputBusy(f"another job is writing the outputs of {job.key}")
+    try:
+        return _copy(job, twin, etag, services, now)
+    finally:
+        store.release_output(job.bucket, job.key, job.job_id)
+
+
+def _copy(job: Job, twin: Job, etag: str, services: Services, now: float) -> CacheResult | None:
+    """Under the key's output lease: copy, end the job, clear the key's report (or take the copy back)."""
+    settings = services.settings
     output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
     metadata = cutout_metadata(job.key, job.version, job.job_id, twin.request_id or "")
     metadata["cached-from"] = twin.job_id
@@ -74,7 +86,10 @@ def copy_cutout_from(job: Job, twin: Job, services: Services, now: float) -> Cac
         if exc.response.get("Error", {}).get("Code") in _CHANGED:
             return None  # the twin's cutout changed between the check and the copy
         raise
-    if not store.mark_completed(job, now, output_key, from_cache=True):
+    if not services.store.mark_completed(job, now, output_key, from_cache=True):
+        current = services.store.get(job.job_id)
+        if current is None or current.status != COMPLETED:
+            services.s3.delete_object(Bucket=job.bucket, Key=output_key)  # ours, and wrong: take it back
         return CacheResult("already-finished", "the job ended while its cutout was being copied")
     remove_failure_report(
         services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)

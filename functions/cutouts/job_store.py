@@ -33,6 +33,7 @@ COMPLETED, FAILED, SUPERSEDED = Status.COMPLETED, Status.FAILED, Status.SUPERSED
 FINAL_STATUSES = frozenset(FINAL)
 OPEN_STATUSES = OPEN
 ALL_STATUSES = (*OPEN, *FINAL)
+OUTPUT_LEASE_SECONDS = 120.0  # longer than any one write of an output (a download is bounded far below)
 
 
 class JobStoreError(RuntimeError):
@@ -62,7 +63,6 @@ class Job:
     content_hash: str | None = None
     from_cache: bool | None = None
     superseded_by: str | None = None  # a newer version of the key was uploaded while this one ran
-    clear_report: bool | None = None  # the key may hold a failure report a success must remove
     errors: int | None = None  # passes of the reconciler that failed on this job
     reopened_at: float | None = None  # an operator's retry: older queue messages are stale
 
@@ -250,14 +250,53 @@ class JobStore:
             raise JobStoreError(f"DynamoDB update failed: {exc.response.get('Error', {}).get('Code')}") from exc
         return {name: _deserialize(attr) for name, attr in reply.get("Attributes", {}).items()}
 
-    def flag_report(self, bucket: str, key: str, now: float) -> bool:
-        """Note on the key record that a failure report exists, before it is written."""
-        return self._conditional(
-            _key_pk(bucket, key),
-            {"has_report": True, "updated_at": now},
-            condition="",  # create the key record if there is none yet
-            values={},
-        )
+    def lease_output(
+        self, bucket: str, key: str, job_id: str, now: float, seconds: float = OUTPUT_LEASE_SECONDS
+    ) -> str:
+        """Take the right to write the key's outputs (cutout, report): ``ok``, ``superseded`` or ``busy``.
+
+        Checked at the moment of writing, on the key record itself: only the job the record names
+        as the newest version may write (``superseded`` otherwise), and only one writer at a time
+        (``busy`` while another job's lease runs). A lease that outlives its holder expires.
+        """
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={TABLE_PARTITION_KEY: {"S": _key_pk(bucket, key)}},
+                UpdateExpression="SET #w = :j, #wu = :until, #u = :now",
+                ConditionExpression=(
+                    "(attribute_not_exists(#j) OR #j = :j) AND (attribute_not_exists(#w) OR #w = :j OR #wu < :now)"
+                ),
+                ExpressionAttributeNames={"#w": "writer", "#wu": "writer_until", "#u": "updated_at", "#j": "job_id"},
+                ExpressionAttributeValues={
+                    ":j": {"S": job_id},
+                    ":until": _serialize(now + seconds),
+                    ":now": _serialize(now),
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise JobStoreError(f"DynamoDB update failed: {_error_code(exc)}") from exc
+            newest = (exc.response.get("Item") or {}).get("job_id")
+            newest_id = self.latest_job_for(bucket, key) if newest is None else _deserialize(newest)
+            return "superseded" if newest_id not in (None, job_id) else "busy"
+        return "ok"
+
+    def release_output(self, bucket: str, key: str, job_id: str) -> None:
+        """Give the lease back (only this job's own: a lease that expired and moved on stays)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={TABLE_PARTITION_KEY: {"S": _key_pk(bucket, key)}},
+                UpdateExpression="REMOVE #w, #wu",
+                ConditionExpression="#w = :j",
+                ExpressionAttributeNames={"#w": "writer", "#wu": "writer_until"},
+                ExpressionAttributeValues={":j": {"S": job_id}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise JobStoreError(f"DynamoDB update failed: {_error_code(exc)}") from exc
 
     def bind_request(self, request_id: str, job_id: str, now: float) -> bool:
         """Record that a gateway request belongs to this job. False: it belongs to another one.
@@ -369,8 +408,7 @@ class JobStore:
     def adopt(self, job_id: str, attempt: int, request_id: str, now: float) -> bool:
         """A genuine callback names the request of a submission whose answer we never saw."""
         return (
-            self.apply("adopt", _ref(job_id, attempt), now, {"request_id": request_id, "submitted_at": now})
-            is not None
+            self.apply("adopt", _ref(job_id, attempt), now, {"request_id": request_id, "submitted_at": now}) is not None
         )
 
     def touch(self, job_id: str, status: str, now: float) -> bool:

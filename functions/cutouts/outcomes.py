@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from cutouts import constants as c
-from cutouts.job_store import COMPLETED, FAILED, RETRY, SUPERSEDED, Job
-from cutouts.keys import failure_key_for
-from cutouts.reports import FailureReport, advice_for, remove_failure_report, write_failure_report
+from cutouts.job_store import FAILED, RETRY, SUPERSEDED, Job
+from cutouts.keys import failure_key_for, fits_s3_key, output_key_for
+from cutouts.reports import FailureReport, advice_for, cutout_owner, remove_failure_report, write_failure_report
 from cutouts.services import Services
+
+
+class OutputBusy(RuntimeError):
+    """Another actor is writing this key's outputs right now: try again shortly."""
 
 
 def fail_job(
@@ -23,37 +27,60 @@ def fail_job(
 ) -> bool:
     """Write the failure report, then end the job as FAILED. False if the job had already ended.
 
-    The report goes first: a crash in between leaves a report and an open job that the
-    reconciler ends later, never a failed job nobody was told about.
+    The report is written under the key's output lease, so only the newest version's job writes
+    it and no other actor writes the key meanwhile; a job a newer version took over ends
+    SUPERSEDED instead, with no report. If the final write loses (the job moved on since it was
+    read), the report is taken back: a report never stands beside a job that did not fail.
     """
     settings = services.settings
     if job.superseded_by:  # a newer version of the key took over: its outcome is the one to report
         services.store.mark_final(job, SUPERSEDED, now, "superseded", message)
         return False
+    lease = services.store.lease_output(job.bucket, job.key, job.job_id, now)
+    if lease == "superseded":
+        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+        return False
+    if lease == "busy":
+        raise OutputBusy(f"another job is writing the outputs of {job.key}")
     report_key = failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
-    report = FailureReport(
-        source_bucket=job.bucket,
-        source_key=job.key,
-        source_version=job.version,
-        job_id=job.job_id,
-        reason=reason,
-        message=message,
-        what_to_do=what_to_do or advice_for(reason),
-        request_id=job.request_id,
-        gateway_status=gateway_status,
-        gateway_error=gateway_error,
-        http_status=http_status,
-        attempts=job.tries,
-    )
-    services.store.flag_report(job.bucket, job.key, now)  # before the report: a success must find it
-    write_failure_report(services.s3, job.bucket, report_key, report)
-    if services.store.mark_final(job, FAILED, now, reason, message):
-        services.metrics.failure(reason)
-        return True
-    current = services.store.get(job.job_id)
-    if current is not None and current.status == COMPLETED:
-        remove_failure_report(services.s3, job.bucket, report_key)  # it finished meanwhile
-    return False
+    try:
+        report = FailureReport(
+            source_bucket=job.bucket,
+            source_key=job.key,
+            source_version=job.version,
+            job_id=job.job_id,
+            reason=reason,
+            message=message,
+            what_to_do=what_to_do or advice_for(reason),
+            request_id=job.request_id,
+            gateway_status=gateway_status,
+            gateway_error=gateway_error,
+            http_status=http_status,
+            attempts=job.tries,
+            earlier_cutout=_earlier_cutout(job, services),
+        )
+        write_failure_report(services.s3, job.bucket, report_key, report)
+        if services.store.mark_final(job, FAILED, now, reason, message):
+            services.metrics.failure(reason)
+            return True
+        current = services.store.get(job.job_id)
+        if current is not None and current.superseded_by and not current.is_final:
+            services.store.mark_final(current, SUPERSEDED, now, "superseded", message)
+        if current is None or current.status != FAILED:
+            remove_failure_report(services.s3, job.bucket, report_key)  # ours, and wrong: take it back
+        return False
+    finally:
+        services.store.release_output(job.bucket, job.key, job.job_id)
+
+
+def _earlier_cutout(job: Job, services: Services) -> str | None:
+    """The key's cutout, if one stands there from an earlier upload (the report says so)."""
+    settings = services.settings
+    output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
+    if not fits_s3_key(output_key):
+        return None
+    owner = cutout_owner(services.s3, job.bucket, output_key)
+    return output_key if owner is not None and owner != job.job_id else None
 
 
 def fail_new_job(job: Job, services: Services, now: float, *, reason: str, message: str) -> bool:

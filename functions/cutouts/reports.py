@@ -37,10 +37,15 @@ class FailureReport(NamedTuple):
     gateway_error: str | None = None
     http_status: int | None = None
     attempts: int | None = None
+    earlier_cutout: str | None = None  # the key's cutout is from an earlier upload, not this one
     failed_at: str = ""
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = self._asdict()
+        if self.earlier_cutout:
+            doc["message"] = (
+                f"{self.message} (the cutout at {self.earlier_cutout} is from an earlier upload of this key)"
+            )
         doc["failed_at"] = self.failed_at or datetime.now(UTC).isoformat(timespec="seconds")
         return json.dumps(doc, indent=2, ensure_ascii=False).encode()
 
@@ -66,3 +71,14 @@ def remove_failure_report(s3: Any, bucket: str, report_key: str) -> None:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
             raise
+
+
+def cutout_owner(s3: Any, bucket: str, output_key: str) -> str | None:
+    """The job a cutout says it came from (its ``job-id`` metadata), or None if there is none."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=output_key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return str(head.get("Metadata", {}).get("job-id", "")) or "unknown"

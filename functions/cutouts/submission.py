@@ -142,9 +142,6 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
         older = previous.get("job_id")
         if older and older != job.job_id:
             services.store.tell_superseded(older, job.job_id, now)
-        job.clear_report = bool(previous.get("has_report")) or None
-    else:
-        job.clear_report = True  # no ordering information: a success removes any report of the key
 
     unfit = unwritable_outputs(job, services)
     if unfit is not None:

@@ -115,11 +115,8 @@ def test_malformed_job_id_is_refused(webhook, cutouts, lambda_context, job_id):
 
 
 def test_confirmed_completion_writes_the_cutout_and_removes_a_stale_report(webhook, cutouts, lambda_context):
-    # Given an old failure report for the key (flagged on its key record, as fail_job does),
-    # a submitted job for a new version of it, and a gateway that has finished
-    import time
-
-    cutouts.services().store.flag_report(cutouts.bucket, "uploads/pets/cat.jpg", time.time())
+    # Given an old failure report for the key, a submitted job for a new version of it, and a
+    # gateway that has finished
     cutouts.put("failed/pets/cat.jpg.json", b'{"reason": "old"}')
     job, attempt, token = submitted(cutouts, "uploads/pets/cat.jpg")
     png = cutout_png()
