@@ -220,8 +220,7 @@ class JobStore:
     def note_newest(self, bucket: str, key: str, sequencer: str, job_id: str, now: float) -> dict[str, Any] | None:
         """Like record_latest; returns the key record as it was before ({} if new), or None if superseded.
 
-        The previous record says which job this version replaces (so it can be told) and whether a
-        failure report was written for the key (so a success knows to remove it).
+        The previous record says which job this version replaces, so it can be told.
         """
         try:
             reply = self._ddb.update_item(

@@ -16,7 +16,7 @@ from typing import Any
 from cutouts import constants as c
 from cutouts.completion import PENDING, RETRY_LATER, settle_job
 from cutouts.gateway import GatewayError, GatewayPermanentError
-from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, WAITING, Job
+from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, SUPERSEDED, WAITING, Job
 from cutouts.observability import logger
 from cutouts.outcomes import fail_job, fail_new_job
 from cutouts.services import Services
@@ -197,8 +197,9 @@ def _resubmit(job: Job, services: Services, now: float) -> str:
             message=f"gave up after {job.tries} attempts: {job.error or 'no result'}",
         )
         return "failed"
-    if job.superseded_by:  # a newer upload owns the key: its result is the one the user gets
-        fail_job(job, services, now, reason="superseded", message="a newer version of the key was uploaded")
+    newest = services.store.latest_job_for(job.bucket, job.key)
+    if job.superseded_by or newest not in (None, job.job_id):  # its result would never be written
+        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return "superseded"
     checked = check_source(job, services, now, stored=True)
     if isinstance(checked, SubmitOutcome):

@@ -138,6 +138,7 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
             source.bucket, source.key, padded_sequencer(source.sequencer), job.job_id, now
         )
         if previous is None:
+            _end_if_open(job, services, now)  # e.g. a redrive of a version that is no longer current
             return SubmitOutcome("superseded", job.job_id, "a newer upload of this key was already seen")
         older = previous.get("job_id")
         if older and older != job.job_id:
@@ -157,10 +158,20 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
         if waited is not None:
             return SubmitOutcome(waited.result, job.job_id, waited.detail)
 
+    if source.sequencer and services.store.latest_job_for(job.bucket, job.key) not in (None, job.job_id):
+        _end_if_open(job, services, now)  # a newer upload arrived while this one was being read
+        return SubmitOutcome("superseded", job.job_id, "a newer upload of this key arrived meanwhile")
     if not services.store.claim(job, now, CLAIM_LEASE_SECONDS):
         services.metrics.count(c.METRIC_DUPLICATES_SKIPPED)
         return SubmitOutcome("duplicate", job.job_id, "this object version is already being handled")
     return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=final_delivery)
+
+
+def _end_if_open(job: Job, services: Services, now: float) -> None:
+    """A version that will never be submitted must not sit open until it times out."""
+    existing = services.store.get(job.job_id)
+    if existing is not None and not existing.is_final:
+        services.store.mark_final(existing, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
 
 
 def check_source(job: Job, services: Services, now: float, *, stored: bool = False) -> SourceBytes | SubmitOutcome:
