@@ -1,11 +1,12 @@
 """Fetch a result from a URL the outside world gave us, and stream it into S3.
 
 ``media_url`` arrives in a callback body or a status answer. It is fetched only over https
-(plain http only when the local stack says so), only from an allow-listed host, only from
-public addresses (an explicitly allow-listed IP literal is the one exception, for the local
-stack), following redirects only to URLs that pass the same checks, within a size cap and a
-time budget, and the bytes must be a PNG. The connection goes to the address we vetted, so a
-DNS answer that changes between check and connect (rebinding) gains nothing.
+(plain http only when the local stack says so), only from an allow-listed host and port (a bare
+host allows only the scheme's default port), only from public addresses (an explicitly
+allow-listed IP literal is the one exception, for the local stack), following redirects only to
+URLs that pass the same checks, within a size cap and a time budget, and the bytes must be a
+PNG. The connection goes to the address we vetted, so a DNS answer that changes between check
+and connect (rebinding) gains nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib3.exceptions import HTTPError
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_REDIRECTS = 3
 PART_SIZE = 8 * 1024 * 1024
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 class MediaRejected(ValueError):
@@ -34,7 +36,7 @@ class MediaUnavailable(RuntimeError):
 
 
 class MediaPolicy(NamedTuple):
-    allowed_hosts: frozenset[str]  # "host" (any port) or "host:port"
+    allowed_hosts: frozenset[str]  # "host" (the scheme's default port only) or "host:port"
     max_bytes: int
     timeout_seconds: float
     allow_http: bool = False
@@ -67,11 +69,11 @@ def vet_url(url: str, policy: MediaPolicy, resolve: Resolver = system_resolver) 
     if not host:
         raise MediaRejected("media URL has no host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError:
         raise MediaRejected("media URL has an invalid port") from None
-    if host not in policy.allowed_hosts and f"{host}:{port}" not in policy.allowed_hosts:
-        raise MediaRejected(f"media host {host!r} is not allow-listed")
+    if not _allow_listed(host, port, parts.scheme, policy.allowed_hosts):
+        raise MediaRejected(f"media host {host!r} port {port} is not allow-listed")
     explicitly_listed_ip = _is_ip(host)
     try:
         addresses = resolve(host, port)
@@ -87,6 +89,14 @@ def vet_url(url: str, policy: MediaPolicy, resolve: Resolver = system_resolver) 
             raise MediaRejected(f"media host {host!r} resolves to a non-public address")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return VettedTarget(parts.scheme, host, port, addresses[0], path)
+
+
+def _allow_listed(host: str, port: int, scheme: str, allowed: frozenset[str]) -> bool:
+    """A bare host allows only its scheme's default port: an allow-listed name must not become
+    a way to reach whatever else listens on that machine (ssh on :22, an admin port)."""
+    if f"{host}:{port}" in allowed:
+        return True
+    return host in allowed and port == DEFAULT_PORTS[scheme]
 
 
 def _is_ip(host: str) -> bool:

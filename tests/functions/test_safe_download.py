@@ -199,3 +199,49 @@ def test_body_cut_short_of_its_declared_length_is_unavailable_and_not_written(cu
     with pytest.raises(MediaUnavailable):
         fetch(cutouts, cutouts.gateway.base_url + "/out.png", policy(cutouts.gateway.host))
     assert cutouts.keys() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://media.example.com:22/x.png", "https://media.example.com:8443/x.png", "http://media.example.com:443/"],
+)
+def test_bare_allow_listed_host_on_another_port_is_refused(url):
+    # Given an allow-list naming just the host
+    pol = policy("media.example.com")
+    # When a URL names another port than its scheme's default
+    # Then it is refused before anything is resolved or contacted
+    with pytest.raises(MediaRejected, match="allow-listed"):
+        vet_url(url, pol, lambda h, p: pytest.fail("resolved a refused URL"))
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("https://media.example.com/x.png", 443),
+        ("https://media.example.com:443/x.png", 443),
+        ("http://media.example.com/x.png", 80),
+        ("http://media.example.com:80/x.png", 80),
+    ],
+)
+def test_bare_allow_listed_host_on_its_default_port_is_allowed(url, port):
+    assert vet_url(url, policy("media.example.com"), lambda h, p: ["93.184.216.34"]).port == port
+
+
+def test_port_named_in_the_allow_list_is_allowed_and_only_that_one():
+    pol = policy("media.example.com:8443", allow_http=False)
+    assert vet_url("https://media.example.com:8443/x.png", pol, lambda h, p: ["93.184.216.34"]).port == 8443
+    for url in ("https://media.example.com/x.png", "https://media.example.com:22/x.png"):
+        with pytest.raises(MediaRejected, match="allow-listed"):
+            vet_url(url, pol, lambda h, p: ["93.184.216.34"])
+
+
+def test_redirect_to_another_port_of_a_bare_allow_listed_host_is_refused_and_never_contacted(cutouts):
+    # Given an allow-list naming the host bare (and the exact host:port the redirect starts from),
+    # and that start redirecting to another port of the same address
+    cutouts.evil.files["/steal.png"] = Reply(200, cutout_png())
+    cutouts.gateway.files["/out.png"] = Reply(302, b"", {"Location": f"http://127.0.0.1:{cutouts.evil.port}/steal.png"})
+    # When the URL is fetched
+    with pytest.raises(MediaRejected, match="allow-listed"):
+        fetch(cutouts, cutouts.gateway.base_url + "/out.png", policy("127.0.0.1", cutouts.gateway.host))
+    # Then the other port is never contacted
+    assert cutouts.evil.count() == 0 and cutouts.keys() == []
