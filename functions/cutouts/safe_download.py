@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -40,6 +41,9 @@ class MediaPolicy(NamedTuple):
     max_bytes: int
     timeout_seconds: float
     allow_http: bool = False
+    # Absolute time.monotonic() by which the download must be over, whatever timeout_seconds
+    # allows: the webhook sets it from its invocation's remaining time (API Gateway gives up at 29 s).
+    deadline: float | None = None
 
 
 Resolver = Callable[[str, int], list[str]]
@@ -116,11 +120,14 @@ class _CappedPngStream:
         self._deadline = deadline
         self.bytes_read = 0
         self._checked = False
+        self.cut_off = False  # set by the watchdog when it shut the connection at the deadline
 
     def read(self, amount: int = -1) -> bytes:
-        if time.monotonic() > self._deadline:
+        if time.monotonic() >= self._deadline:
             raise MediaUnavailable("media download exceeded its time budget")
         chunk = self._response.read(amount if amount and amount > 0 else PART_SIZE)
+        if self.cut_off or time.monotonic() >= self._deadline:  # a cut-off read ends early: not the end
+            raise MediaUnavailable("media download exceeded its time budget")
         if not chunk and not self._checked:
             raise MediaRejected("media is empty")
         self.bytes_read += len(chunk)
@@ -148,6 +155,33 @@ def _put_in_one_part(
     if len(body) != length:
         raise MediaUnavailable(f"media download broke off after {len(body)} of {length} bytes")
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/png", Metadata=metadata)
+
+
+def _timeout_until(deadline: float, seconds: float) -> urllib3.Timeout:
+    """The connection's time-outs, never reaching past the deadline."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise MediaUnavailable("media download exceeded its time budget")
+    return urllib3.Timeout(connect=min(3.0, seconds, left), read=min(seconds, left))
+
+
+def _watchdog(stream: _CappedPngStream, response: Any, deadline: float) -> threading.Timer:
+    """Shut the connection at the deadline: a host trickling bytes would otherwise keep each
+    read (up to a part) alive far past it, since the read time-out counts only silences."""
+
+    def cut_off() -> None:
+        stream.cut_off = True
+        shutdown = getattr(response, "shutdown", None)  # urllib3 >= 2.3
+        try:
+            if shutdown is not None:
+                shutdown()
+        except (OSError, ValueError, RuntimeError):  # already closed or released: nothing to stop
+            pass
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), cut_off)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _open(target: VettedTarget, policy: MediaPolicy, timeout: urllib3.Timeout) -> Any:
@@ -185,15 +219,18 @@ def fetch_media_to_s3(
 ) -> int:
     """Copy the PNG at ``url`` into ``s3://bucket/key`` (one PUT up to a part, streamed in parts beyond).
 
-    Returns its size in bytes. Memory stays bounded by one part whatever the image size.
+    Returns its size in bytes. Memory stays bounded by one part whatever the image size. The
+    whole download (redirects included) ends by three time-outs or ``policy.deadline``, whichever
+    comes first; past it, MediaUnavailable (a later try may work) and nothing is written.
     """
     deadline = time.monotonic() + policy.timeout_seconds * 3
-    timeout = urllib3.Timeout(connect=min(3.0, policy.timeout_seconds), read=policy.timeout_seconds)
+    if policy.deadline is not None:
+        deadline = min(deadline, policy.deadline)
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         target = vet_url(current, policy, resolve)
         try:
-            response = _open(target, policy, timeout)
+            response = _open(target, policy, _timeout_until(deadline, policy.timeout_seconds))
         except HTTPError as exc:
             raise MediaUnavailable(f"media download failed: {type(exc).__name__}") from None
         if response.status in (301, 302, 303, 307, 308):
@@ -212,6 +249,7 @@ def fetch_media_to_s3(
             if length and length.isdigit() and int(length) > policy.max_bytes:
                 raise MediaRejected(f"media is {length} bytes, over the cap of {policy.max_bytes}")
             stream = _CappedPngStream(response, policy.max_bytes, deadline)
+            watchdog = _watchdog(stream, response, deadline)
             try:
                 if length and length.isdigit() and int(length) <= PART_SIZE:
                     _put_in_one_part(stream, int(length), s3, bucket, key, metadata)
@@ -234,6 +272,8 @@ def fetch_media_to_s3(
                 if isinstance(cause, MediaRejected | MediaUnavailable):
                     raise cause from None
                 raise
+            finally:
+                watchdog.cancel()
             return stream.bytes_read
         finally:
             response.release_conn()

@@ -1,5 +1,9 @@
 """fetch_media_to_s3 against real local HTTP hosts and a moto S3 server."""
 
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from cutouts_testkit import Reply, cutout_png
 
@@ -245,3 +249,78 @@ def test_redirect_to_another_port_of_a_bare_allow_listed_host_is_refused_and_nev
         fetch(cutouts, cutouts.gateway.base_url + "/out.png", policy("127.0.0.1", cutouts.gateway.host))
     # Then the other port is never contacted
     assert cutouts.evil.count() == 0 and cutouts.keys() == []
+
+
+# --- the time budget -----------------------------------------------------------------------------
+
+
+class TricklingHost:
+    """Sends a PNG's first bytes at once, then one byte every ``interval`` seconds, with no length:
+    each read returns before the read time-out, so only a deadline stops it."""
+
+    def __init__(self, interval: float = 0.05, total_seconds: float = 4.0) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(cutout_png()[:16])
+                    self.wfile.flush()
+                    end = time.monotonic() + total_seconds
+                    while time.monotonic() < end:
+                        time.sleep(interval)
+                        self.wfile.write(b"\0")
+                        self.wfile.flush()
+                except OSError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_slow_host_is_unavailable_once_the_deadline_passes_within_the_time_out(cutouts):
+    # Given a host that answers after 1.5 s, well within a 2 s time-out, and a deadline 0.4 s away
+    cutouts.gateway.files["/out.png"] = Reply(200, cutout_png(), delay=1.5)
+    started = time.monotonic()
+    pol = policy(cutouts.gateway.host)._replace(deadline=started + 0.4)
+    # When it is fetched
+    with pytest.raises(MediaUnavailable):
+        fetch(cutouts, cutouts.gateway.base_url + "/out.png", pol)
+    # Then the download gave up at the deadline (a later try may work), and nothing was written
+    assert time.monotonic() - started < 1.2
+    assert cutouts.keys() == []
+
+
+def test_deadline_already_past_contacts_no_host(cutouts):
+    cutouts.gateway.files["/out.png"] = Reply(200, cutout_png())
+    pol = policy(cutouts.gateway.host)._replace(deadline=time.monotonic() - 1)
+    with pytest.raises(MediaUnavailable):
+        fetch(cutouts, cutouts.gateway.base_url + "/out.png", pol)
+    assert cutouts.gateway.count() == 0 and cutouts.keys() == []
+
+
+def test_trickling_host_is_cut_off_at_the_deadline_and_nothing_is_written(cutouts):
+    # Given a host that keeps sending a byte at a time, never silent as long as a read time-out
+    host = TricklingHost()
+    try:
+        started = time.monotonic()
+        pol = policy(host.host)._replace(deadline=started + 0.6)
+        # When its media is fetched
+        with pytest.raises(MediaUnavailable):
+            fetch(cutouts, f"http://{host.host}/out.png", pol)
+        elapsed = time.monotonic() - started
+    finally:
+        host.close()
+    # Then the download stopped at the deadline, and no truncated cutout was stored
+    assert elapsed < 1.5
+    assert cutouts.keys() == []

@@ -4,6 +4,7 @@ import base64
 import copy
 import io
 import json
+import time
 
 import pytest
 from cutouts_testkit import callback_event, cutout_png, image_bytes, new_request_id, status_doc, submitted
@@ -532,3 +533,45 @@ def test_any_malformed_request_gets_a_4xx_never_an_exception(webhook, cutouts, l
     # and nothing changed, and the requests met more than one kind of refusal
     assert snapshot(cutouts) == before
     assert {400, 401, 403, 405} <= seen
+
+
+# --- the invocation's time budget -----------------------------------------------------------------
+
+
+def with_remaining(lambda_context, seconds):
+    lambda_context.get_remaining_time_in_millis = lambda: int(seconds * 1000)
+    return lambda_context
+
+
+def test_download_slower_than_the_invocations_time_left_is_a_503_and_a_later_callback_completes(
+    webhook, cutouts, lambda_context
+):
+    # Given a completed job whose result the media host serves after 1.5 s (within the 2 s HTTP
+    # time-out), and an invocation with 0.5 s left beyond the safety margin
+    job, attempt, token = submitted(cutouts)
+    url = cutouts.gateway.complete(job.request_id, cutout_png())
+    path = url[len(cutouts.gateway.base_url) :]
+    cutouts.gateway.files[path].delay = 1.5
+    short = with_remaining(copy.copy(lambda_context), webhook.SAFETY_MARGIN_SECONDS + 0.5)
+    started = time.monotonic()
+    # When the gateway calls back
+    code, _ = call(webhook, short, job.job_id, token=token, body=completed_body(job.request_id))
+    # Then the webhook answers 503 before its deadline, so the gateway retries, and nothing is stored
+    assert code == 503
+    assert time.monotonic() - started < 1.4
+    assert cutouts.keys("cutouts/") == [] and cutouts.services().store.get(job.job_id).status != "COMPLETED"
+    # and the retry, with time enough, completes the job
+    code, message = call(webhook, lambda_context, job.job_id, token=token, body=completed_body(job.request_id))
+    assert (code, message) == (200, "completed")
+
+
+def test_invocation_without_time_for_the_gateway_answers_503_without_calling_it(webhook, cutouts, lambda_context):
+    # Given a genuine callback arriving with less time left than the safety margin
+    job, attempt, token = submitted(cutouts)
+    cutouts.gateway.complete(job.request_id, cutout_png())
+    calls, before = cutouts.gateway.count(), snapshot(cutouts)
+    short = with_remaining(copy.copy(lambda_context), webhook.SAFETY_MARGIN_SECONDS - 0.5)
+    # When it is delivered
+    code, _ = call(webhook, short, job.job_id, token=token, body=completed_body(job.request_id))
+    # Then it is a 503 (retry later), the gateway is not asked, and nothing changes
+    assert code == 503 and cutouts.gateway.count() == calls and snapshot(cutouts) == before

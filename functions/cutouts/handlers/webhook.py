@@ -12,6 +12,7 @@ cold start for a router with one entry.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from typing import Any
@@ -28,10 +29,14 @@ from cutouts.callback import (
     verify_callback_url,
 )
 from cutouts.observability import logger, metrics, tracer
+from cutouts.services import Services
 
 runtime.settings()
 
 MAX_LOGGED_CHARS = 128
+# Kept back from the invocation's remaining time for what follows the download: the job's
+# writes and the reply. API Gateway answers 503 itself at ~29 s, whatever the function does.
+SAFETY_MARGIN_SECONDS = 3.0
 
 
 class MalformedRequest(ValueError):
@@ -69,8 +74,22 @@ def _response(reply: CallbackReply) -> dict[str, Any]:
     }
 
 
+def _within_invocation(services: Services, context: LambdaContext) -> Services:
+    """This invocation's collaborators: the gateway call and the download end before it must answer.
+
+    Past the deadline they raise their transient errors, so the reply is a 503: the gateway
+    calls back again, or the reconciler finishes the job.
+    """
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+    return dataclasses.replace(
+        services,
+        gateway=services.gateway.until(deadline),
+        media_policy=services.media_policy._replace(deadline=deadline),
+    )
+
+
 def _callback(event: Any, context: LambdaContext) -> CallbackReply:
-    services = runtime.services()
+    services = _within_invocation(runtime.services(), context)
     method = _field(event, "requestContext", "http", "method")
     if not isinstance(method, str):
         return reject_request(services, 400, "malformed request")
