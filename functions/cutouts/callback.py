@@ -1,4 +1,8 @@
-"""Acting on a gateway callback: prove it, then trust the status endpoint rather than the body."""
+"""Acting on a gateway callback: prove it, then trust the status endpoint rather than the body.
+
+Three steps, in this order, each refusing with a reply rather than an exception:
+verify_callback_url (the URL alone), read_callback_body (only once verified), handle_callback.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ from typing import NamedTuple
 
 from cutouts import constants as c
 from cutouts.completion import PENDING, RETRY_LATER, settle_job
-from cutouts.gateway import GatewayError, GatewayPermanentError, parse_status_document
+from cutouts.gateway import GatewayError, GatewayPermanentError, JobStatus, parse_status_document
 from cutouts.job_store import FAILED, IN_DOUBT, LATE_REASON, SUBMITTING, Job
 from cutouts.services import Services
 
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+# Only what our own callback URLs contain: anything else is refused before it costs an HMAC.
+# [0-9] (not \d) so that other scripts' digits ("²", "٣") fail; fullmatch so "\n" cannot trail.
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+ATTEMPT = re.compile(r"[1-9][0-9]{0,5}")
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -21,29 +29,52 @@ class CallbackReply(NamedTuple):
     message: str
 
 
+class VerifiedCallback(NamedTuple):
+    """A callback URL whose token matched: the only facts about a caller we trust."""
+
+    job_id: str
+    attempt: int
+
+
 def _reject(services: Services, code: int, message: str) -> CallbackReply:
     services.metrics.count(c.METRIC_CALLBACKS_REJECTED)
     return CallbackReply(code, message)
 
 
-def handle_callback(
-    job_id: str | None, attempt: str | None, token: str | None, body: bytes | None, services: Services, now: float
-) -> CallbackReply:
-    """Every refusal happens before any write; an accepted callback changes state only through settle_job."""
+def reject_request(services: Services, code: int, message: str) -> CallbackReply:
+    """A refusal decided from the request's shape (by the handler): counted like every other."""
+    return _reject(services, code, message)
+
+
+def verify_callback_url(
+    job_id: str | None, attempt: str | None, token: str | None, services: Services
+) -> VerifiedCallback | CallbackReply:
+    """Authenticate from the URL alone, so an unauthenticated body is never read or parsed."""
     if not job_id or not attempt or not token:
         return _reject(services, 401, "missing job id, attempt or token")
-    if not JOB_ID.match(job_id) or not attempt.isdigit() or len(token) > 128:
+    if not JOB_ID.fullmatch(job_id) or not ATTEMPT.fullmatch(attempt) or not TOKEN.fullmatch(token):
         return _reject(services, 400, "malformed callback URL")
     attempt_no = int(attempt)
     if not services.signer.verify(job_id, attempt_no, token):
         return _reject(services, 403, "invalid token")
+    return VerifiedCallback(job_id, attempt_no)
+
+
+def read_callback_body(body: bytes | None, services: Services) -> JobStatus | CallbackReply:
+    """The status the body claims; it only names the request to ask the gateway about."""
     if body is None or len(body) > MAX_BODY_BYTES:
         return _reject(services, 400, "missing or oversized body")
     try:
-        claimed = parse_status_document(json.loads(body))
-    except ValueError as exc:
+        return parse_status_document(json.loads(body))
+    except RecursionError:  # 64 KiB of "[" is nested far deeper than the parser's stack allows
+        return _reject(services, 400, "invalid callback body: nested too deeply")
+    except ValueError as exc:  # includes UnicodeDecodeError and int() over its digit limit
         return _reject(services, 400, f"invalid callback body: {exc}")
 
+
+def handle_callback(caller: VerifiedCallback, claimed: JobStatus, services: Services, now: float) -> CallbackReply:
+    """Every refusal happens before any write; an accepted callback changes state only through settle_job."""
+    job_id, attempt_no = caller
     job = services.store.get(job_id)
     if job is None:
         return _reject(services, 404, "unknown job")

@@ -6,7 +6,9 @@ transient or permanent is decided here, by status code, and nowhere else.
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -168,7 +170,21 @@ class GatewayClient:
         self._status_url = base_url.rstrip("/") + GATEWAY_STATUS_PATH
         self._api_key = api_key
         self._http = http
-        self._timeout = urllib3.Timeout(connect=min(3.0, timeout_seconds), read=timeout_seconds)
+        self._connect_seconds, self._read_seconds = min(3.0, timeout_seconds), timeout_seconds
+        self._deadline: float | None = None
+
+    def until(self, deadline: float) -> GatewayClient:
+        """A copy whose calls end by ``deadline`` (time.monotonic()), for one invocation's budget."""
+        bounded = copy.copy(self)
+        bounded._deadline = deadline
+        return bounded
+
+    def _timeout(self) -> urllib3.Timeout:
+        """The configured time-outs, cut to what is left before the deadline (none left: transient)."""
+        left = float("inf") if self._deadline is None else self._deadline - time.monotonic()
+        if left <= 0:
+            raise GatewayTransientError("no time left in this invocation for a gateway call")
+        return urllib3.Timeout(connect=min(self._connect_seconds, left), read=min(self._read_seconds, left))
 
     def _headers(self) -> dict[str, str]:
         try:
@@ -203,7 +219,7 @@ class GatewayClient:
                 self._submit_url,
                 body=body,
                 headers=headers,
-                timeout=self._timeout,
+                timeout=self._timeout(),
                 retries=False,
                 redirect=False,
             )
@@ -233,7 +249,7 @@ class GatewayClient:
         url = self._status_url + quote(request_id, safe="")
         try:
             response = self._http.request(
-                "GET", url, headers=self._headers(), timeout=self._timeout, retries=False, redirect=False
+                "GET", url, headers=self._headers(), timeout=self._timeout(), retries=False, redirect=False
             )
         except HTTPError as exc:
             raise GatewayTransientError(f"gateway status request failed: {type(exc).__name__}") from None

@@ -1,17 +1,19 @@
 """Fetch a result from a URL the outside world gave us, and stream it into S3.
 
 ``media_url`` arrives in a callback body or a status answer. It is fetched only over https
-(plain http only when the local stack says so), only from an allow-listed host, only from
-public addresses (an explicitly allow-listed IP literal is the one exception, for the local
-stack), following redirects only to URLs that pass the same checks, within a size cap and a
-time budget, and the bytes must be a PNG. The connection goes to the address we vetted, so a
-DNS answer that changes between check and connect (rebinding) gains nothing.
+(plain http only when the local stack says so), only from an allow-listed host and port (a bare
+host allows only the scheme's default port), only from public addresses (an explicitly
+allow-listed IP literal is the one exception, for the local stack), following redirects only to
+URLs that pass the same checks, within a size cap and a time budget, and the bytes must be a
+PNG. The connection goes to the address we vetted, so a DNS answer that changes between check
+and connect (rebinding) gains nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -23,6 +25,7 @@ from urllib3.exceptions import HTTPError
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_REDIRECTS = 3
 PART_SIZE = 8 * 1024 * 1024
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 class MediaRejected(ValueError):
@@ -34,10 +37,13 @@ class MediaUnavailable(RuntimeError):
 
 
 class MediaPolicy(NamedTuple):
-    allowed_hosts: frozenset[str]  # "host" (any port) or "host:port"
+    allowed_hosts: frozenset[str]  # "host" (the scheme's default port only) or "host:port"
     max_bytes: int
     timeout_seconds: float
     allow_http: bool = False
+    # Absolute time.monotonic() by which the download must be over, whatever timeout_seconds
+    # allows: the webhook sets it from its invocation's remaining time (API Gateway gives up at 29 s).
+    deadline: float | None = None
 
 
 Resolver = Callable[[str, int], list[str]]
@@ -58,7 +64,10 @@ class VettedTarget(NamedTuple):
 
 def vet_url(url: str, policy: MediaPolicy, resolve: Resolver = system_resolver) -> VettedTarget:
     """Check a URL against the policy and pick the address to connect to, or raise MediaRejected."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed "[" in the host: a malformed result, not a crash
+        raise MediaRejected(f"media URL is malformed: {exc}") from None
     if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not policy.allow_http):
         raise MediaRejected(f"media URL scheme {parts.scheme!r} is not allowed (https only)")
     if parts.username or parts.password:
@@ -67,11 +76,11 @@ def vet_url(url: str, policy: MediaPolicy, resolve: Resolver = system_resolver) 
     if not host:
         raise MediaRejected("media URL has no host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError:
         raise MediaRejected("media URL has an invalid port") from None
-    if host not in policy.allowed_hosts and f"{host}:{port}" not in policy.allowed_hosts:
-        raise MediaRejected(f"media host {host!r} is not allow-listed")
+    if not _allow_listed(host, port, parts.scheme, policy.allowed_hosts):
+        raise MediaRejected(f"media host {host!r} port {port} is not allow-listed")
     explicitly_listed_ip = _is_ip(host)
     try:
         addresses = resolve(host, port)
@@ -87,6 +96,14 @@ def vet_url(url: str, policy: MediaPolicy, resolve: Resolver = system_resolver) 
             raise MediaRejected(f"media host {host!r} resolves to a non-public address")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return VettedTarget(parts.scheme, host, port, addresses[0], path)
+
+
+def _allow_listed(host: str, port: int, scheme: str, allowed: frozenset[str]) -> bool:
+    """A bare host allows only its scheme's default port: an allow-listed name must not become
+    a way to reach whatever else listens on that machine (ssh on :22, an admin port)."""
+    if f"{host}:{port}" in allowed:
+        return True
+    return host in allowed and port == DEFAULT_PORTS[scheme]
 
 
 def _is_ip(host: str) -> bool:
@@ -106,11 +123,14 @@ class _CappedPngStream:
         self._deadline = deadline
         self.bytes_read = 0
         self._checked = False
+        self.cut_off = False  # set by the watchdog when it shut the connection at the deadline
 
     def read(self, amount: int = -1) -> bytes:
-        if time.monotonic() > self._deadline:
+        if time.monotonic() >= self._deadline:
             raise MediaUnavailable("media download exceeded its time budget")
         chunk = self._response.read(amount if amount and amount > 0 else PART_SIZE)
+        if self.cut_off or time.monotonic() >= self._deadline:  # a cut-off read ends early: not the end
+            raise MediaUnavailable("media download exceeded its time budget")
         if not chunk and not self._checked:
             raise MediaRejected("media is empty")
         self.bytes_read += len(chunk)
@@ -138,6 +158,33 @@ def _put_in_one_part(
     if len(body) != length:
         raise MediaUnavailable(f"media download broke off after {len(body)} of {length} bytes")
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/png", Metadata=metadata)
+
+
+def _timeout_until(deadline: float, seconds: float) -> urllib3.Timeout:
+    """The connection's time-outs, never reaching past the deadline."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise MediaUnavailable("media download exceeded its time budget")
+    return urllib3.Timeout(connect=min(3.0, seconds, left), read=min(seconds, left))
+
+
+def _watchdog(stream: _CappedPngStream, response: Any, deadline: float) -> threading.Timer:
+    """Shut the connection at the deadline: a host trickling bytes would otherwise keep each
+    read (up to a part) alive far past it, since the read time-out counts only silences."""
+
+    def cut_off() -> None:
+        stream.cut_off = True
+        shutdown = getattr(response, "shutdown", None)  # urllib3 >= 2.3
+        try:
+            if shutdown is not None:
+                shutdown()
+        except (OSError, ValueError, RuntimeError):  # already closed or released: nothing to stop
+            pass
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), cut_off)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _open(target: VettedTarget, policy: MediaPolicy, timeout: urllib3.Timeout) -> Any:
@@ -175,15 +222,18 @@ def fetch_media_to_s3(
 ) -> int:
     """Copy the PNG at ``url`` into ``s3://bucket/key`` (one PUT up to a part, streamed in parts beyond).
 
-    Returns its size in bytes. Memory stays bounded by one part whatever the image size.
+    Returns its size in bytes. Memory stays bounded by one part whatever the image size. The
+    whole download (redirects included) ends by three time-outs or ``policy.deadline``, whichever
+    comes first; past it, MediaUnavailable (a later try may work) and nothing is written.
     """
     deadline = time.monotonic() + policy.timeout_seconds * 3
-    timeout = urllib3.Timeout(connect=min(3.0, policy.timeout_seconds), read=policy.timeout_seconds)
+    if policy.deadline is not None:
+        deadline = min(deadline, policy.deadline)
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         target = vet_url(current, policy, resolve)
         try:
-            response = _open(target, policy, timeout)
+            response = _open(target, policy, _timeout_until(deadline, policy.timeout_seconds))
         except HTTPError as exc:
             raise MediaUnavailable(f"media download failed: {type(exc).__name__}") from None
         if response.status in (301, 302, 303, 307, 308):
@@ -191,7 +241,10 @@ def fetch_media_to_s3(
             response.release_conn()
             if not location:
                 raise MediaRejected("media redirect without a Location")
-            current = urljoin(current, location)
+            try:
+                current = urljoin(current, location)
+            except ValueError:
+                raise MediaRejected("media redirect to a malformed URL") from None
             continue
         try:
             if response.status >= 500 or response.status == 429:
@@ -202,6 +255,7 @@ def fetch_media_to_s3(
             if length and length.isdigit() and int(length) > policy.max_bytes:
                 raise MediaRejected(f"media is {length} bytes, over the cap of {policy.max_bytes}")
             stream = _CappedPngStream(response, policy.max_bytes, deadline)
+            watchdog = _watchdog(stream, response, deadline)
             try:
                 if length and length.isdigit() and int(length) <= PART_SIZE:
                     _put_in_one_part(stream, int(length), s3, bucket, key, metadata)
@@ -224,6 +278,8 @@ def fetch_media_to_s3(
                 if isinstance(cause, MediaRejected | MediaUnavailable):
                     raise cause from None
                 raise
+            finally:
+                watchdog.cancel()
             return stream.bytes_read
         finally:
             response.release_conn()

@@ -82,3 +82,40 @@ def test_verification_compares_in_constant_time_against_every_key(monkeypatch):
     assert signer.verify("job", 1, good[:-3] + "xyz") is False
     # Then both went through hmac.compare_digest against every key, without stopping at the first match
     assert len(calls) == 4
+
+
+NEXT = "n" * 40
+
+
+def signer_from_secret(doc: dict[str, str]) -> CallbackSigner:
+    return CallbackSigner(signing_keys_from_secret(json.dumps(doc)))
+
+
+def test_next_key_verifies_but_never_signs():
+    # Given step 1 of a rotation: a next key beside the current one
+    staged = signer_from_secret({"current": CURRENT, "next": NEXT})
+    # When tokens are made and checked
+    # Then new tokens still use current, and a token made with next already verifies
+    assert staged.token(JOB, 1) == signer(CURRENT).token(JOB, 1)
+    assert staged.verify(JOB, 1, signer(NEXT).token(JOB, 1))
+
+
+def test_rotation_never_rejects_a_genuine_callback_while_caches_disagree():
+    # Given the three documents of a rotation, and functions whose caches hold any two adjacent ones
+    step0 = {"current": CURRENT}
+    step1 = {"current": CURRENT, "next": NEXT}
+    step2 = {"current": NEXT, "previous": CURRENT}
+    step3 = {"current": NEXT}
+    for older, newer in ((step0, step1), (step1, step2), (step2, step3)):
+        a, b = signer_from_secret(older), signer_from_secret(newer)
+        # When either one signs a callback URL and the other receives the callback
+        # Then it verifies
+        assert b.verify(JOB, 3, a.token(JOB, 3)), (older, newer)
+        assert a.verify(JOB, 3, b.token(JOB, 3)), (older, newer)
+
+
+@pytest.mark.parametrize("role", ["next", "previous"])
+@pytest.mark.parametrize("value", ["short", 42, ["x" * 40]])
+def test_optional_key_that_is_too_short_or_not_text_fails_loudly(role, value):
+    with pytest.raises(SigningKeyError, match=role):
+        signing_keys_from_secret(json.dumps({"current": CURRENT, role: value}))

@@ -170,3 +170,31 @@ def test_status_timeout_is_transient(client, gateway):
     gateway.statuses[rid] = Reply(200, status_doc(rid, "QUEUED"), delay=1.5)
     with pytest.raises(GatewayTransientError):
         client.status(rid)
+
+
+def test_status_call_ends_by_the_invocations_deadline(client, gateway):
+    # Given a gateway that answers after 1.5 s and a client whose invocation has 0.3 s left
+    import time
+
+    request_id = new_request_id()
+    gateway.statuses[request_id] = Reply(200, status_doc(request_id, "COMPLETED"), delay=1.5)
+    slow_ok = GatewayClient(gateway.base_url, MODEL_PATH, lambda: KEY, urllib3.PoolManager(), timeout_seconds=2.0)
+    started = time.monotonic()
+    bounded = slow_ok.until(started + 0.3)
+    # When the status is asked for
+    # Then the call gives up at the deadline as a transient error (the callback answers 503)
+    with pytest.raises(GatewayTransientError):
+        bounded.status(request_id)
+    assert time.monotonic() - started < 1.0
+
+
+def test_no_time_left_makes_no_gateway_call(client, gateway):
+    import time
+
+    request_id = new_request_id()
+    gateway.statuses[request_id] = Reply(200, status_doc(request_id, "COMPLETED"))
+    with pytest.raises(GatewayTransientError, match="no time left"):
+        client.until(time.monotonic() - 1).status(request_id)
+    assert gateway.count() == 0
+    # and the client it was copied from keeps its own time-outs
+    assert client.status(request_id).status == "COMPLETED"

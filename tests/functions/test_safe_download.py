@@ -1,5 +1,9 @@
 """fetch_media_to_s3 against real local HTTP hosts and a moto S3 server."""
 
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from cutouts_testkit import Reply, cutout_png
 
@@ -199,3 +203,133 @@ def test_body_cut_short_of_its_declared_length_is_unavailable_and_not_written(cu
     with pytest.raises(MediaUnavailable):
         fetch(cutouts, cutouts.gateway.base_url + "/out.png", policy(cutouts.gateway.host))
     assert cutouts.keys() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://media.example.com:22/x.png", "https://media.example.com:8443/x.png", "http://media.example.com:443/"],
+)
+def test_bare_allow_listed_host_on_another_port_is_refused(url):
+    # Given an allow-list naming just the host
+    pol = policy("media.example.com")
+    # When a URL names another port than its scheme's default
+    # Then it is refused before anything is resolved or contacted
+    with pytest.raises(MediaRejected, match="allow-listed"):
+        vet_url(url, pol, lambda h, p: pytest.fail("resolved a refused URL"))
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("https://media.example.com/x.png", 443),
+        ("https://media.example.com:443/x.png", 443),
+        ("http://media.example.com/x.png", 80),
+        ("http://media.example.com:80/x.png", 80),
+    ],
+)
+def test_bare_allow_listed_host_on_its_default_port_is_allowed(url, port):
+    assert vet_url(url, policy("media.example.com"), lambda h, p: ["93.184.216.34"]).port == port
+
+
+def test_port_named_in_the_allow_list_is_allowed_and_only_that_one():
+    pol = policy("media.example.com:8443", allow_http=False)
+    assert vet_url("https://media.example.com:8443/x.png", pol, lambda h, p: ["93.184.216.34"]).port == 8443
+    for url in ("https://media.example.com/x.png", "https://media.example.com:22/x.png"):
+        with pytest.raises(MediaRejected, match="allow-listed"):
+            vet_url(url, pol, lambda h, p: ["93.184.216.34"])
+
+
+def test_redirect_to_another_port_of_a_bare_allow_listed_host_is_refused_and_never_contacted(cutouts):
+    # Given an allow-list naming the host bare (and the exact host:port the redirect starts from),
+    # and that start redirecting to another port of the same address
+    cutouts.evil.files["/steal.png"] = Reply(200, cutout_png())
+    cutouts.gateway.files["/out.png"] = Reply(302, b"", {"Location": f"http://127.0.0.1:{cutouts.evil.port}/steal.png"})
+    # When the URL is fetched
+    with pytest.raises(MediaRejected, match="allow-listed"):
+        fetch(cutouts, cutouts.gateway.base_url + "/out.png", policy("127.0.0.1", cutouts.gateway.host))
+    # Then the other port is never contacted
+    assert cutouts.evil.count() == 0 and cutouts.keys() == []
+
+
+# --- the time budget -----------------------------------------------------------------------------
+
+
+class TricklingHost:
+    """Sends a PNG's first bytes at once, then one byte every ``interval`` seconds, with no length:
+    each read returns before the read time-out, so only a deadline stops it."""
+
+    def __init__(self, interval: float = 0.05, total_seconds: float = 4.0) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(cutout_png()[:16])
+                    self.wfile.flush()
+                    end = time.monotonic() + total_seconds
+                    while time.monotonic() < end:
+                        time.sleep(interval)
+                        self.wfile.write(b"\0")
+                        self.wfile.flush()
+                except OSError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_slow_host_is_unavailable_once_the_deadline_passes_within_the_time_out(cutouts):
+    # Given a host that answers after 1.5 s, well within a 2 s time-out, and a deadline 0.4 s away
+    cutouts.gateway.files["/out.png"] = Reply(200, cutout_png(), delay=1.5)
+    started = time.monotonic()
+    pol = policy(cutouts.gateway.host)._replace(deadline=started + 0.4)
+    # When it is fetched
+    with pytest.raises(MediaUnavailable):
+        fetch(cutouts, cutouts.gateway.base_url + "/out.png", pol)
+    # Then the download gave up at the deadline (a later try may work), and nothing was written
+    assert time.monotonic() - started < 1.2
+    assert cutouts.keys() == []
+
+
+def test_deadline_already_past_contacts_no_host(cutouts):
+    cutouts.gateway.files["/out.png"] = Reply(200, cutout_png())
+    pol = policy(cutouts.gateway.host)._replace(deadline=time.monotonic() - 1)
+    with pytest.raises(MediaUnavailable):
+        fetch(cutouts, cutouts.gateway.base_url + "/out.png", pol)
+    assert cutouts.gateway.count() == 0 and cutouts.keys() == []
+
+
+def test_trickling_host_is_cut_off_at_the_deadline_and_nothing_is_written(cutouts):
+    # Given a host that keeps sending a byte at a time, never silent as long as a read time-out
+    host = TricklingHost()
+    try:
+        started = time.monotonic()
+        pol = policy(host.host)._replace(deadline=started + 0.6)
+        # When its media is fetched
+        with pytest.raises(MediaUnavailable):
+            fetch(cutouts, f"http://{host.host}/out.png", pol)
+        elapsed = time.monotonic() - started
+    finally:
+        host.close()
+    # Then the download stopped at the deadline, and no truncated cutout was stored
+    assert elapsed < 1.5
+    assert cutouts.keys() == []
+
+
+@pytest.mark.parametrize(
+    "url", ["https://[pub-x.r2.dev/o.png", "https://host:99999/o.png", "https://host:port/o.png", "https://]/x"]
+)
+def test_a_malformed_media_url_is_rejected_not_raised(url):
+    policy = MediaPolicy(frozenset({"host", "pub-x.r2.dev"}), 1024, 1.0)
+    with pytest.raises(MediaRejected):
+        vet_url(url, policy, lambda host, port: ["93.184.216.34"])
