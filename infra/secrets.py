@@ -58,7 +58,7 @@ class Secrets(Construct):
             self,
             "SigningKey",
             description="Cutouts: HMAC key for callback URL tokens; JSON with 'current' and, "
-            "during a rotation, 'previous'.",
+            "during a rotation, 'next' (staged, verifies only) or 'previous' (retiring).",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({}),
                 generate_string_key=SIGNING_KEY_CURRENT,
@@ -71,8 +71,9 @@ class Secrets(Construct):
             Acknowledgment(
                 id="AwsSolutions-SMG4",
                 reason="Rotated by procedure, not by a rotation Lambda: in-flight jobs hold callback URLs "
-                "signed with the old key, so rotation moves 'current' to 'previous' and verification "
-                "accepts both until the longest job age has passed (README, rotation).",
+                "signed with the old key, so rotation stages the new key as 'next' (accepted, never used "
+                "to sign), then moves it to 'current' and the old one to 'previous', and verification "
+                "accepts both until the longest job age has passed (docs, rotation).",
             )
         )
         self.signing_key = signing

@@ -200,9 +200,14 @@ class CutoutsStack(Stack):
         table = storage.table.table_arn
         secret_arns = [secrets.gateway_key_policy_arn, secrets.signing_key.secret_arn]
 
+        # Every function may finish a job, so each writes cutouts the same way: read a twin's cutout
+        # (or the key's own, to name an earlier upload in a report), write or copy one, and delete
+        # one it wrote if its job lost the final write.
+        cutout_actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+
         # submit: read the upload, copy an existing cutout for identical content, report failures.
         submit.allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], objects(config.input_prefix))
-        submit.allow("CopyExistingCutout", ["s3:GetObject", "s3:PutObject"], objects(config.output_prefix))
+        submit.allow("WriteCutouts", cutout_actions, objects(config.output_prefix))
         submit.allow("WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix))
         submit.allow(
             "JobTable",
@@ -213,20 +218,25 @@ class CutoutsStack(Stack):
         # Honour Retry-After by extending a message's visibility (also granted by the event source).
         submit.allow("DelayRetries", ["sqs:ChangeMessageVisibility"], [storage.queue.queue_arn])
 
-        # webhook: store the cutout, write or clear the failure report, finish the job.
-        webhook.allow("WriteCutouts", ["s3:PutObject", "s3:AbortMultipartUpload"], objects(config.output_prefix))
+        # webhook: store the cutout (and hand it on to jobs waiting for the same bytes), write or
+        # clear the failure report, bind an adopted request to its job, finish the job.
+        webhook.allow("WriteCutouts", cutout_actions, objects(config.output_prefix))
         webhook.allow("WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix))
-        webhook.allow("JobTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table])
+        webhook.allow(
+            "JobTable",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+            [table, f"{table}/index/{c.CONTENT_INDEX_NAME}"],
+        )
         webhook.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
 
         # reconcile: presign the upload again for a resubmission, finish jobs like the webhook.
         reconcile.allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], objects(config.input_prefix))
-        reconcile.allow("WriteCutouts", ["s3:PutObject", "s3:AbortMultipartUpload"], objects(config.output_prefix))
+        reconcile.allow("WriteCutouts", cutout_actions, objects(config.output_prefix))
         reconcile.allow("WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], objects(config.failure_prefix))
         reconcile.allow(
             "JobTable",
             ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],
-            [table, f"{table}/index/{c.STATUS_INDEX_NAME}"],
+            [table, f"{table}/index/{c.STATUS_INDEX_NAME}", f"{table}/index/{c.CONTENT_INDEX_NAME}"],
         )
         reconcile.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
         # Without s3:ListBucket S3 answers a GET or HEAD of a missing key with 403 AccessDenied, not
@@ -236,7 +246,8 @@ class CutoutsStack(Stack):
         # presigns sources again for a resubmission (the gateway's fetch is signed by its role).
         for fn, read_prefixes in (
             (submit, (config.input_prefix, config.output_prefix)),
-            (reconcile, (config.input_prefix,)),
+            (webhook, (config.output_prefix,)),
+            (reconcile, (config.input_prefix, config.output_prefix)),
         ):
             fn.allow(
                 "SeeMissingKeys",
@@ -253,7 +264,7 @@ class CutoutsStack(Stack):
                 nag.acknowledge_prefix_wildcard(fn.role, bucket, prefix)
         reconcile.allow(
             "InspectDeadLetters",
-            ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+            ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:DeleteMessage"],
             [storage.dead_letter_queue.queue_arn],
         )
 

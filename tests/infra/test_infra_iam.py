@@ -58,6 +58,7 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
     secrets = [{"Ref": ids["gateway_key"]}, {"Ref": ids["signing_key"]}]
     xray = _stmt(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
     uploads, cutouts, failed = c.DEFAULT_INPUT_PREFIX, c.DEFAULT_OUTPUT_PREFIX, c.DEFAULT_FAILURE_PREFIX
+    cutout_actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 
     def logs(name: str) -> dict[str, Any]:
         return _stmt(
@@ -80,7 +81,7 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
                 {"Fn::GetAtt": [ids["queue"], "Arn"]},
             ),
             _stmt(["s3:GetObject", "s3:GetObjectVersion"], _objects(ids, uploads), "ReadUploads"),
-            _stmt(["s3:GetObject", "s3:PutObject"], _objects(ids, cutouts), "CopyExistingCutout"),
+            _stmt(cutout_actions, _objects(ids, cutouts), "WriteCutouts"),
             # Reads sources (source-deleted) and HEADs a twin's cutout (de-duplication).
             _list_under(ids, uploads, cutouts),
             _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
@@ -95,9 +96,15 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
         "Webhook": [
             logs("Webhook"),
             xray,
-            _stmt(["s3:PutObject", "s3:AbortMultipartUpload"], _objects(ids, cutouts), "WriteCutouts"),
+            _stmt(cutout_actions, _objects(ids, cutouts), "WriteCutouts"),
+            # HEADs cutouts (a twin's, or the key's own before a report names it as earlier).
+            _list_under(ids, cutouts),
             _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
-            _stmt(["dynamodb:GetItem", "dynamodb:UpdateItem"], _table(ids), "JobTable"),
+            _stmt(
+                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+                [_table(ids), _index(ids, c.CONTENT_INDEX_NAME)],
+                "JobTable",
+            ),
             _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
         ],
         "Reconcile": [
@@ -105,17 +112,17 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
             xray,
             _stmt(["s3:GetObject", "s3:GetObjectVersion"], _objects(ids, uploads), "ReadUploads"),
             # Presigns sources again for resubmission: a deleted source must answer 404, not 403.
-            _list_under(ids, uploads),
-            _stmt(["s3:PutObject", "s3:AbortMultipartUpload"], _objects(ids, cutouts), "WriteCutouts"),
+            _list_under(ids, uploads, cutouts),
+            _stmt(cutout_actions, _objects(ids, cutouts), "WriteCutouts"),
             _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
             _stmt(
                 ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],
-                [_table(ids), _index(ids, c.STATUS_INDEX_NAME)],
+                [_table(ids), _index(ids, c.STATUS_INDEX_NAME), _index(ids, c.CONTENT_INDEX_NAME)],
                 "JobTable",
             ),
             _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
             _stmt(
-                ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:DeleteMessage"],
                 {"Fn::GetAtt": [ids["dlq"], "Arn"]},
                 "InspectDeadLetters",
             ),
@@ -163,9 +170,9 @@ def test_no_policy_in_the_stack_grants_an_action_wildcard(template_json: dict[st
 
 def test_missing_keys_answer_404_to_the_functions_that_read_them(template: Template) -> None:
     # Given S3 answers a GET/HEAD of a missing key with 403 unless the caller may list the bucket,
-    # Then submit (sources, twins' cutouts) and reconcile (sources it presigns again) may list,
-    # but only under the prefixes they read
-    for prefixes in ([c.DEFAULT_INPUT_PREFIX + "*", c.DEFAULT_OUTPUT_PREFIX + "*"], [c.DEFAULT_INPUT_PREFIX + "*"]):
+    # Then submit and reconcile (sources, cutouts) and the webhook (cutouts) may list, but only
+    # under the prefixes they read
+    for prefixes in ([c.DEFAULT_INPUT_PREFIX + "*", c.DEFAULT_OUTPUT_PREFIX + "*"], [c.DEFAULT_OUTPUT_PREFIX + "*"]):
         template.has_resource_properties(
             "AWS::IAM::Policy",
             {
