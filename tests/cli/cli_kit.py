@@ -16,8 +16,18 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 def target_args(pipeline: Any) -> list[str]:
     res = pipeline.resources
     return [
-        "--endpoint-url", res.endpoint_url, "--bucket", res.bucket, "--queue-url", res.queue_url,
-        "--dlq-url", res.dlq_url, "--table", res.table_name, "--region", "us-east-1",
+        "--endpoint-url",
+        res.endpoint_url,
+        "--bucket",
+        res.bucket,
+        "--queue-url",
+        res.queue_url,
+        "--dlq-url",
+        res.dlq_url,
+        "--table",
+        res.table_name,
+        "--region",
+        "us-east-1",
     ]
 
 

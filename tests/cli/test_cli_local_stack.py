@@ -122,8 +122,9 @@ def test_retry_never_touches_a_job_in_flight_and_status_shows_it(cli_for):
         assert status["counts"]["SUBMITTED"] == 1 and status["oldest_open"]["key"] == key
         # When a retry acts on a stale view that still says FAILED
         res = pipeline.resources
-        target = Target(res.bucket, res.queue_url, res.dlq_url, res.table_name, endpoint_url=res.endpoint_url,
-                        region="us-east-1")
+        target = Target(
+            res.bucket, res.queue_url, res.dlq_url, res.table_name, endpoint_url=res.endpoint_url, region="us-east-1"
+        )
         stale = job()
         stale.status = "FAILED"
         result = retry_failed(make_clients(target), target, [stale], time.time())

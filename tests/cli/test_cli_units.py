@@ -65,14 +65,23 @@ def test_stack_outputs_name_the_pipeline(moto_server):
         "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},
     }
-    cfn = boto3.client("cloudformation", region_name="us-east-1", endpoint_url=moto_server,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cfn = boto3.client(
+        "cloudformation",
+        region_name="us-east-1",
+        endpoint_url=moto_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     cfn.create_stack(StackName="Cutouts-test", TemplateBody=json.dumps(template))
     # When the CLI resolves the stack
     target = target_from_stack("Cutouts-test", "us-east-1", moto_server, cloudformation=cfn)
     # Then it has every name and prefix
     assert (target.bucket, target.queue_url, target.dlq_url, target.table) == (
-        "img-bucket", "https://sqs/q", "https://sqs/dlq", "jobs")
+        "img-bucket",
+        "https://sqs/q",
+        "https://sqs/dlq",
+        "jobs",
+    )
     assert (target.input_prefix, target.output_prefix, target.failure_prefix) == ("in/", "out/", "bad/")
     with pytest.raises(TargetError):
         target_from_stack("No-such-stack", "us-east-1", moto_server, cloudformation=cfn)

@@ -28,6 +28,11 @@ def backoff_seconds(receive_count: int, retry_after: float | None, base: int) ->
     return int(min(MAX_VISIBILITY_SECONDS, max(1, delay)))
 
 
+def _too_little_time(context: LambdaContext, http_timeout_seconds: float) -> bool:
+    """Less left than one record may take: the AWS calls, plus a POST's connect and read time-outs."""
+    return context.get_remaining_time_in_millis() / 1000 < 2 * http_timeout_seconds + 5
+
+
 @functools.cache
 def _queue_url(sqs: Any, arn: str) -> str:
     """Asked once per environment, not on every 429 of a storm."""
@@ -35,8 +40,17 @@ def _queue_url(sqs: Any, arn: str) -> str:
     return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     services = runtime.services()
+    if lambda_context is not None and _too_little_time(lambda_context, services.settings.http_timeout_seconds):
+        # A record started now could be cut off mid-POST by the time-out, which fails the whole
+        # batch; hand it back untouched instead (nothing was claimed, nothing was paid).
+        services.sqs.change_message_visibility(
+            QueueUrl=_queue_url(services.sqs, record.event_source_arn),
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=1,
+        )
+        raise RetryLater("too little time left in this invocation")
     try:
         body = json.loads(record.body)
     except ValueError:
