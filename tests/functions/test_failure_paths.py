@@ -126,14 +126,18 @@ def test_a_report_that_cannot_be_written_hands_the_job_back_to_the_queue(submit,
 
 
 def test_a_dynamodb_error_on_the_key_record_pays_nothing(submit, cutouts, monkeypatch):
+    from cutouts.job_store import JobStore, JobStoreError
+
     body = cutouts.notification("uploads/cat.jpg", image_bytes("JPEG"))
-    fail_first(
-        monkeypatch,
-        cutouts.services().store._ddb,
-        "update_item",
-        code="ProvisionedThroughputExceededException",
-        status=400,
-    )
+    real, calls = JobStore.note_newest, []
+
+    def throttled_once(self: JobStore, *args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:
+            raise JobStoreError("DynamoDB update failed: ProvisionedThroughputExceededException")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(JobStore, "note_newest", throttled_once)
     assert len(submit([body])["batchItemFailures"]) == 1
     assert job_items(cutouts) == [] and cutouts.gateway.posts() == []
     assert submit([body], receive_count=2) == {"batchItemFailures": []}
