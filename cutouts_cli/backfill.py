@@ -126,7 +126,8 @@ def plan_backfill(
             plan.to_enqueue.append(source)
             plan.to_reopen.add(job.job_id)
         else:
-            plan.skipped[{FAILED: FAILED_BEFORE, COMPLETED: COMPLETED_BEFORE}.get(job.status, SUPERSEDED_BEFORE)] += 1
+            ended_as: dict[str, str] = {FAILED: FAILED_BEFORE, COMPLETED: COMPLETED_BEFORE}
+            plan.skipped[ended_as.get(job.status, SUPERSEDED_BEFORE)] += 1
     return plan
 
 

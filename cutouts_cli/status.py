@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cutouts.gateway import PERMANENT
 from cutouts.job_store import ALL_STATUSES, FAILED, OPEN_STATUSES, Job
+from cutouts.pixazo import PERMANENT
 from cutouts.reports import advice_for
 from cutouts_cli.target import Clients, Target
 
@@ -70,7 +70,7 @@ def collect_status(
     clients: Clients, target: Target, now: float, since_hours: float = 24.0, max_failures: int = 1000
 ) -> StatusReport:
     store = clients.store()
-    counts = {status: store.count_by_status(status) for status in ALL_STATUSES}
+    counts = {str(status): store.count_by_status(status) for status in ALL_STATUSES}
 
     # Each status index is ordered by last update, so its first job is that status's oldest.
     oldest: Job | None = None

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from cutouts import constants as c
 from cutouts.completion import PENDING, RETRY_LATER, settle_job
-from cutouts.gateway import GatewayError, GatewayPermanentError, JobStatus, parse_status_document
+from cutouts.gateway import GatewayError, GatewayPermanentError, JobStatus
 from cutouts.job_store import FAILED, IN_DOUBT, LATE_REASON, SUBMITTING, Job
 from cutouts.services import Services
 
@@ -65,7 +65,7 @@ def read_callback_body(body: bytes | None, services: Services) -> JobStatus | Ca
     if body is None or len(body) > MAX_BODY_BYTES:
         return _reject(services, 400, "missing or oversized body")
     try:
-        return parse_status_document(json.loads(body))
+        return services.gateway.parse_callback(json.loads(body))
     except RecursionError:  # 64 KiB of "[" is nested far deeper than the parser's stack allows
         return _reject(services, 400, "invalid callback body: nested too deeply")
     except ValueError as exc:  # includes UnicodeDecodeError and int() over its digit limit

@@ -52,9 +52,9 @@ def gateway_key() -> str:
 def services() -> Any:
     """The use cases' collaborators; cheap to build, so the signing keys follow rotation."""
     from cutouts.callback_token import CallbackSigner, signing_keys_from_secret
-    from cutouts.gateway import GatewayClient
     from cutouts.job_store import JobStore
     from cutouts.observability import PowertoolsRecorder
+    from cutouts.pixazo import PixazoGateway
     from cutouts.safe_download import MediaPolicy
     from cutouts.services import Services
 
@@ -64,7 +64,7 @@ def services() -> Any:
         settings=cfg,
         s3=clients["s3"],
         store=JobStore(clients["dynamodb"], cfg.table_name, cfg.job_ttl_days),
-        gateway=GatewayClient(
+        gateway=PixazoGateway(
             cfg.gateway_base_url, cfg.gateway_model_path, gateway_key, clients["http"], cfg.http_timeout_seconds
         ),
         signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret))),

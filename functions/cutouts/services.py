@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cutouts.callback_token import CallbackSigner
-from cutouts.gateway import GatewayClient
+from cutouts.gateway import Gateway
 from cutouts.job_store import JobStore
 from cutouts.safe_download import MediaPolicy, Resolver, system_resolver
 from cutouts.settings import Settings
@@ -38,7 +38,7 @@ class Services:
     settings: Settings
     s3: Any
     store: JobStore
-    gateway: GatewayClient
+    gateway: Gateway
     signer: CallbackSigner
     metrics: MetricsSink
     media_policy: MediaPolicy

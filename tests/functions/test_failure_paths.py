@@ -205,16 +205,16 @@ def test_a_job_that_raises_is_skipped_counted_and_after_five_passes_reported(rec
     bad, _, _ = submitted(cutouts, "uploads/a.jpg", now=past)
     good, _, _ = submitted(cutouts, "uploads/b.jpg", now=past + 1)
     cutouts.gateway.complete(good.request_id, cutout_png())
-    from cutouts.gateway import GatewayClient
+    from cutouts.pixazo import PixazoGateway
 
-    services, real_status = cutouts.services(), GatewayClient.status
+    services, real_status = cutouts.services(), PixazoGateway.status
 
-    def status(self: GatewayClient, request_id: str):
+    def status(self: PixazoGateway, request_id: str):
         if request_id == bad.request_id:
             raise KeyError("output")
         return real_status(self, request_id)
 
-    monkeypatch.setattr(GatewayClient, "status", status)
+    monkeypatch.setattr(PixazoGateway, "status", status)
     # When a pass runs
     counts = reconcile()
     # Then the other job still completes, and the failing one is counted and sent to the back

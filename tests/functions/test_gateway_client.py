@@ -1,4 +1,4 @@
-"""GatewayClient over real HTTP against a local server that answers like the reference API."""
+"""The Pixazo gateway client over real HTTP against a local server that answers like the reference API."""
 
 import json
 import socket
@@ -8,11 +8,11 @@ import urllib3
 from cutouts_testkit import MODEL_PATH, Reply, new_request_id, status_doc
 
 from cutouts.gateway import (
-    GatewayClient,
     GatewayInDoubt,
     GatewayPermanentError,
     GatewayTransientError,
 )
+from cutouts.pixazo import PixazoGateway
 
 KEY = "test-subscription-key-1234"
 WEBHOOK = "https://api.example.com/callback/0123456789abcdef0123456789abcdef?attempt=1&token=abc"
@@ -22,7 +22,7 @@ IMAGE = "https://bucket.s3.us-east-1.amazonaws.com/uploads/cat.jpg?X-Amz-Signatu
 @pytest.fixture
 def client(gateway):
     gateway.reset()
-    return GatewayClient(gateway.base_url, MODEL_PATH, lambda: KEY, urllib3.PoolManager(), timeout_seconds=0.5)
+    return PixazoGateway(gateway.base_url, MODEL_PATH, lambda: KEY, urllib3.PoolManager(), timeout_seconds=0.5)
 
 
 def test_accepted_submission_is_parsed(client, gateway):
@@ -106,7 +106,7 @@ def test_connection_refused_is_transient_not_in_doubt():
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    client = GatewayClient(f"http://127.0.0.1:{port}", MODEL_PATH, lambda: KEY, urllib3.PoolManager(), 0.5)
+    client = PixazoGateway(f"http://127.0.0.1:{port}", MODEL_PATH, lambda: KEY, urllib3.PoolManager(), 0.5)
     with pytest.raises(GatewayTransientError) as info:
         client.submit(IMAGE, WEBHOOK)
     assert not isinstance(info.value, GatewayInDoubt)
@@ -178,7 +178,7 @@ def test_status_call_ends_by_the_invocations_deadline(client, gateway):
 
     request_id = new_request_id()
     gateway.statuses[request_id] = Reply(200, status_doc(request_id, "COMPLETED"), delay=1.5)
-    slow_ok = GatewayClient(gateway.base_url, MODEL_PATH, lambda: KEY, urllib3.PoolManager(), timeout_seconds=2.0)
+    slow_ok = PixazoGateway(gateway.base_url, MODEL_PATH, lambda: KEY, urllib3.PoolManager(), timeout_seconds=2.0)
     started = time.monotonic()
     bounded = slow_ok.until(started + 0.3)
     # When the status is asked for

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import urllib3
 
-from cutouts.gateway import GatewayClient, GatewayPermanentError
+from cutouts.gateway import GatewayPermanentError
 from cutouts.outcomes import GATEWAY_ALARM_METRICS
+from cutouts.pixazo import PixazoGateway
 
 
 def _unreadable() -> str:
@@ -16,7 +17,7 @@ def _unreadable() -> str:
 @pytest.mark.parametrize("provider", [_unreadable, lambda: ""], ids=["unreadable", "empty"])
 def test_missing_gateway_key_is_a_permanent_error_that_alarms(provider):
     # Given a client whose key secret was never filled (the address is never contacted)
-    client = GatewayClient("http://192.0.2.1", "/m/v1/op", provider, urllib3.PoolManager(), 1.0)
+    client = PixazoGateway("http://192.0.2.1", "/m/v1/op", provider, urllib3.PoolManager(), 1.0)
     # When an image is submitted
     with pytest.raises(GatewayPermanentError) as caught:
         client.submit("https://example.invalid/img", "https://example.invalid/cb")

@@ -158,14 +158,14 @@ def test_a_report_written_by_an_actor_that_lost_its_final_write_is_taken_back(cu
 
 def test_a_stale_snapshot_failing_a_job_superseded_meanwhile_ends_it_superseded_without_a_report(cutouts, monkeypatch):
     # Given v1 submitted long ago, and the gateway reporting FAILED for it
-    from cutouts.gateway import GatewayClient
+    from cutouts.pixazo import PixazoGateway
     from cutouts.reconciliation import reconcile
 
     v1, _, _ = submitted(cutouts, KEY, now=time.time() - 1000)
     cutouts.gateway.set_status(v1.request_id, "FAILED", "no subject")
     v2_source = upload(cutouts, unique_image("v2"), V2)
     # When v2 is uploaded while the reconciler, holding its snapshot of v1, asks for v1's status
-    during(monkeypatch, GatewayClient, "status", lambda: submit(cutouts, v2_source))
+    during(monkeypatch, PixazoGateway, "status", lambda: submit(cutouts, v2_source))
     reconcile(cutouts.services(), time.time())
     # Then v1 ends SUPERSEDED and no report stands for the key
     assert cutouts.services().store.get(v1.job_id).status == "SUPERSEDED"
