@@ -7,19 +7,18 @@ from datetime import datetime
 from cutouts import constants as c
 from cutouts.gateway import COMPLETED, ERROR, FAILED, PROCESSING, QUEUED, JobStatus
 from cutouts.job_store import COMPLETED as COMPLETED_STATUS
-from cutouts.job_store import SUPERSEDED, Job
+from cutouts.job_store import SUPERSEDED, Job, Lease
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
-from cutouts.outcomes import OutputBusy, fail_job
+from cutouts.outcomes import Outcome, OutputBusy, fail_job
 from cutouts.reports import remove_failure_report
 from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
 from cutouts.services import Services
 from cutouts.single_flight import hand_on
 
-PENDING = "pending"
-RETRY_LATER = "retry-later"
+PENDING, RETRY_LATER = Outcome.PENDING, Outcome.RETRY_LATER
 
 
-def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> str:
+def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> Outcome:
     """Act on a confirmed status; return what happened (completed, failed, resubmit, pending, ...)."""
     try:
         return _settle(job, status, services, now)
@@ -27,7 +26,7 @@ def settle_job(job: Job, status: JobStatus, services: Services, now: float) -> s
         return RETRY_LATER  # another actor is writing the key's outputs: the next try finds it done
 
 
-def _settle(job: Job, status: JobStatus, services: Services, now: float) -> str:
+def _settle(job: Job, status: JobStatus, services: Services, now: float) -> Outcome:
     if status.status in (QUEUED, PROCESSING):
         return PENDING
     if status.status == COMPLETED:
@@ -42,11 +41,11 @@ def _settle(job: Job, status: JobStatus, services: Services, now: float) -> str:
             gateway_status=FAILED,
             gateway_error=status.error,
         )
-        return "failed"
+        return Outcome.FAILED
     if status.status == ERROR:
         if job.tries < services.settings.max_attempts:
             services.store.mark_resubmit(job.job_id, status.request_id, now, status.error)
-            return "resubmit"
+            return Outcome.RESUBMIT
         fail_job(
             job,
             services,
@@ -56,16 +55,16 @@ def _settle(job: Job, status: JobStatus, services: Services, now: float) -> str:
             gateway_status=ERROR,
             gateway_error=status.error,
         )
-        return "failed"
+        return Outcome.FAILED
     return PENDING
 
 
-def _complete(job: Job, status: JobStatus, services: Services, now: float) -> str:
+def _complete(job: Job, status: JobStatus, services: Services, now: float) -> Outcome:
     settings = services.settings
     if job.superseded_by:
         # A newer upload of this key owns the output key (its submit told us): do not overwrite it.
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
-        return "superseded"
+        return Outcome.SUPERSEDED
     if not status.media_urls:
         fail_job(
             job,
@@ -75,12 +74,12 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
             message="the gateway reported COMPLETED without a media_url",
             gateway_status=COMPLETED,
         )
-        return "failed"
+        return Outcome.FAILED
     lease = services.store.lease_output(job.bucket, job.key, job.job_id, now)
-    if lease == "superseded":
+    if lease is Lease.SUPERSEDED:
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
-        return "superseded"
-    if lease == "busy":
+        return Outcome.SUPERSEDED
+    if lease is Lease.BUSY:
         return RETRY_LATER
     try:
         output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
@@ -97,10 +96,10 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> st
     gateway_seconds = _gateway_seconds(status) or (now - job.submitted_at if job.submitted_at else None)
     if gateway_seconds is not None:
         services.metrics.seconds(c.METRIC_GATEWAY_SECONDS, max(0.0, gateway_seconds))
-    return "completed"
+    return Outcome.COMPLETED
 
 
-def _write_cutout(job: Job, status: JobStatus, output_key: str, services: Services, now: float) -> str:
+def _write_cutout(job: Job, status: JobStatus, output_key: str, services: Services, now: float) -> Outcome:
     """Under the key's output lease: download the cutout, end the job, and clear the key's report.
 
     If the job's final write loses (it moved on since it was read), the cutout it wrote is taken
@@ -115,7 +114,7 @@ def _write_cutout(job: Job, status: JobStatus, output_key: str, services: Servic
         )
     except MediaRejected as exc:
         fail_job(job, services, now, reason="bad-output", message=str(exc), gateway_status=COMPLETED)
-        return "failed"
+        return Outcome.FAILED
     except MediaUnavailable:
         return RETRY_LATER
     if not services.store.mark_completed(job, now, output_key):
@@ -124,12 +123,12 @@ def _write_cutout(job: Job, status: JobStatus, output_key: str, services: Servic
             services.s3.delete_object(Bucket=job.bucket, Key=output_key)
         if current is not None and current.superseded_by and not current.is_final:
             services.store.mark_final(current, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
-        return "already-finished"
+        return Outcome.ALREADY_FINISHED
     # The lease is held and this job is the key's newest: any report of the key is stale now.
     remove_failure_report(
         services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
     )
-    return "completed"
+    return Outcome.COMPLETED
 
 
 def _gateway_seconds(status: JobStatus) -> float | None:

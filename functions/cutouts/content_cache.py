@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 from botocore.exceptions import ClientError
 
 from cutouts import constants as c
-from cutouts.job_store import COMPLETED, SUPERSEDED, Job
+from cutouts.job_store import COMPLETED, SUPERSEDED, Job, Lease
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
-from cutouts.outcomes import OutputBusy
+from cutouts.outcomes import Outcome, OutputBusy
 from cutouts.reports import remove_failure_report
 from cutouts.services import Services
 
@@ -28,7 +28,7 @@ _CHANGED = ("PreconditionFailed", "412", "404", "NoSuchKey")
 
 
 class CacheResult(NamedTuple):
-    result: str  # cached | superseded | already-finished
+    result: Outcome
     detail: str
 
 
@@ -55,10 +55,10 @@ def copy_cutout_from(job: Job, twin: Job, services: Services, now: float) -> Cac
     if etag is None:
         return None  # deleted, or overwritten by a newer version of the twin's key
     lease = store.lease_output(job.bucket, job.key, job.job_id, now)
-    if lease == "superseded":
+    if lease is Lease.SUPERSEDED:
         store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
-        return CacheResult("superseded", "a newer upload of this key was already seen")
-    if lease == "busy":
+        return CacheResult(Outcome.SUPERSEDED, "a newer upload of this key was already seen")
+    if lease is Lease.BUSY:
         raise OutputBusy(f"another job is writing the outputs of {job.key}")
     try:
         return _copy(job, twin, etag, services, now)
@@ -90,7 +90,7 @@ def _copy(job: Job, twin: Job, etag: str, services: Services, now: float) -> Cac
         current = services.store.get(job.job_id)
         if current is None or current.status != COMPLETED:
             services.s3.delete_object(Bucket=job.bucket, Key=output_key)  # ours, and wrong: take it back
-        return CacheResult("already-finished", "the job ended while its cutout was being copied")
+        return CacheResult(Outcome.ALREADY_FINISHED, "the job ended while its cutout was being copied")
     remove_failure_report(
         services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
     )
@@ -98,7 +98,7 @@ def _copy(job: Job, twin: Job, etag: str, services: Services, now: float) -> Cac
     services.metrics.count(c.METRIC_COMPLETED)
     if job.created_at:
         services.metrics.seconds(c.METRIC_END_TO_END_SECONDS, max(0.0, now - job.created_at))
-    return CacheResult("cached", f"copied the cutout of job {twin.job_id}")
+    return CacheResult(Outcome.CACHED, f"copied the cutout of job {twin.job_id}")
 
 
 def _cutout_etag(s3: Any, twin: Job) -> str | None:

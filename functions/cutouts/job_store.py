@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,6 +35,14 @@ FINAL_STATUSES = frozenset(FINAL)
 OPEN_STATUSES = OPEN
 ALL_STATUSES = (*OPEN, *FINAL)
 OUTPUT_LEASE_SECONDS = 120.0  # longer than any one write of an output (a download is bounded far below)
+
+
+class Lease(StrEnum):
+    """Whether a job may write its key's outputs now."""
+
+    OK = "ok"
+    SUPERSEDED = "superseded"  # a newer version of the key owns its outputs
+    BUSY = "busy"  # another job is writing them right now
 
 
 class JobStoreError(RuntimeError):
@@ -279,8 +288,8 @@ class JobStore:
                 raise JobStoreError(f"DynamoDB update failed: {_error_code(exc)}") from exc
             newest = (exc.response.get("Item") or {}).get("job_id")
             newest_id = self.latest_job_for(bucket, key) if newest is None else _deserialize(newest)
-            return "superseded" if newest_id not in (None, job_id) else "busy"
-        return "ok"
+            return Lease.SUPERSEDED if newest_id not in (None, job_id) else Lease.BUSY
+        return Lease.OK
 
     def release_output(self, bucket: str, key: str, job_id: str) -> None:
         """Give the lease back (only this job's own: a lease that expired and moved on stays)."""

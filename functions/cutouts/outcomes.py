@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from cutouts import constants as c
-from cutouts.job_store import FAILED, RETRY, SUPERSEDED, Job
+from cutouts.job_store import FAILED, RETRY, SUPERSEDED, Job, Lease
 from cutouts.keys import failure_key_for, fits_s3_key, output_key_for
 from cutouts.reports import FailureReport, advice_for, cutout_owner, remove_failure_report, write_failure_report
 from cutouts.services import Services
+
+
+class Outcome(StrEnum):
+    """What a use case did with a job: one vocabulary for submit, callbacks and the reconciler."""
+
+    SUBMITTED = "submitted"
+    DUPLICATE = "duplicate"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+    IN_DOUBT = "in-doubt"
+    IGNORED = "ignored"
+    CACHED = "cached"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    PENDING = "pending"
+    RETRY_LATER = "retry-later"
+    RESUBMIT = "resubmit"
+    ALREADY_FINISHED = "already-finished"
+    STATUS_UNAVAILABLE = "status-unavailable"
+    TIMED_OUT = "timed-out"
+    BUSY = "busy"
+    GATEWAY_BUSY = "gateway-busy"
+    ERROR = "error"
+    DEFERRED = "deferred"
+    DEAD_LETTERED = "dead-lettered"
 
 
 class OutputBusy(RuntimeError):
@@ -37,10 +64,10 @@ def fail_job(
         services.store.mark_final(job, SUPERSEDED, now, "superseded", message)
         return False
     lease = services.store.lease_output(job.bucket, job.key, job.job_id, now)
-    if lease == "superseded":
+    if lease is Lease.SUPERSEDED:
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return False
-    if lease == "busy":
+    if lease is Lease.BUSY:
         raise OutputBusy(f"another job is writing the outputs of {job.key}")
     report_key = failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
     try:

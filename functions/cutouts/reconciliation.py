@@ -18,7 +18,7 @@ from cutouts.completion import PENDING, RETRY_LATER, settle_job
 from cutouts.gateway import GatewayError, GatewayPermanentError
 from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, SUPERSEDED, WAITING, Job
 from cutouts.observability import logger
-from cutouts.outcomes import fail_job, fail_new_job
+from cutouts.outcomes import Outcome, fail_job, fail_new_job
 from cutouts.services import Services
 from cutouts.single_flight import follow_owner
 from cutouts.submission import (
@@ -42,7 +42,7 @@ def reconcile(services: Services, now: float, limit: int = 100, remaining: Remai
     settings = services.settings
     reserve = _seconds_one_job_may_take(services)
     counts: Counter[str] = Counter()
-    steps: tuple[tuple[str, float, Callable[[Job, Services, float], str]], ...] = (
+    steps: tuple[tuple[str, float, Callable[[Job, Services, float], Outcome]], ...] = (
         (SUBMITTED, now - settings.stale_after_seconds, _check_submitted),
         (SUBMITTING, now - CLAIM_LEASE_SECONDS, _check_submitting),
         (RESUBMIT, now + 0.001, _resubmit),
@@ -53,11 +53,11 @@ def reconcile(services: Services, now: float, limit: int = 100, remaining: Remai
     for status, updated_before, handle in steps:
         for job in list(services.store.list_by_status(status, updated_before, limit)):
             if remaining() < reserve:
-                counts["deferred"] += 1  # the next pass takes it; the oldest come first then too
+                counts[Outcome.DEFERRED] += 1  # the next pass takes it; the oldest come first then too
                 continue
             counts[_isolated(handle, job, services, now)] += 1
     if settings.dlq_url and services.sqs is not None and remaining() >= reserve:
-        counts["dead-lettered"] += sweep_dead_letters(services, now)
+        counts[Outcome.DEAD_LETTERED] += sweep_dead_letters(services, now)
     return dict(counts)
 
 
@@ -66,7 +66,7 @@ def _seconds_one_job_may_take(services: Services) -> float:
     return 4 * services.settings.http_timeout_seconds + 5
 
 
-def _isolated(handle: Callable[[Job, Services, float], str], job: Job, services: Services, now: float) -> str:
+def _isolated(handle: Callable[[Job, Services, float], Outcome], job: Job, services: Services, now: float) -> Outcome:
     try:
         return handle(job, services, now)
     except Exception as exc:
@@ -75,7 +75,7 @@ def _isolated(handle: Callable[[Job, Services, float], str], job: Job, services:
         return _count_error(job, services, now, f"{type(exc).__name__}: {exc}")
 
 
-def _count_error(job: Job, services: Services, now: float, error: str) -> str:
+def _count_error(job: Job, services: Services, now: float, error: str) -> Outcome:
     try:
         errors = services.store.note_error(job, now, error)
         if errors >= MAX_JOB_ERRORS:
@@ -86,17 +86,17 @@ def _count_error(job: Job, services: Services, now: float, error: str) -> str:
                 reason="reconcile-failed",
                 message=f"the reconciler failed on this job {errors} times; last: {error}",
             )
-            return "failed"
+            return Outcome.FAILED
     except Exception:
         logger.exception("could not record the reconcile error", job_id=job.job_id)
-    return "error"
+    return Outcome.ERROR
 
 
 def _too_old(job: Job, services: Services, now: float) -> bool:
     return now - job.created_at > services.settings.max_age_seconds
 
 
-def _expire(job: Job, services: Services, now: float) -> str:
+def _expire(job: Job, services: Services, now: float) -> Outcome:
     ended = fail_job(
         job,
         services,
@@ -106,35 +106,35 @@ def _expire(job: Job, services: Services, now: float) -> str:
     )
     if ended:
         services.metrics.count(c.METRIC_STUCK_JOBS_FAILED)
-    return "timed-out"
+    return Outcome.TIMED_OUT
 
 
-def _check_submitted(job: Job, services: Services, now: float) -> str:
+def _check_submitted(job: Job, services: Services, now: float) -> Outcome:
     """Ask the gateway, even for a job past its age: a result it already billed is still written."""
     outcome = _check_status(job, services, now)
-    if outcome in (PENDING, "status-unavailable") and _too_old(job, services, now):
+    if outcome in (PENDING, Outcome.STATUS_UNAVAILABLE) and _too_old(job, services, now):
         return _expire(job, services, now)
     if outcome == RETRY_LATER and now - job.created_at > 2 * services.settings.max_age_seconds:
         return _expire(job, services, now)  # confirmed, but never downloadable
     return outcome
 
 
-def _check_submitting(job: Job, services: Services, now: float) -> str:
+def _check_submitting(job: Job, services: Services, now: float) -> Outcome:
     if _too_old(job, services, now):
         return _expire(job, services, now)
     if job.lease_until is not None and job.lease_until < now:
         # The submit function died holding the claim, which it takes just before its POST:
         # the POST may or may not have landed.
         services.store.mark_in_doubt(job.job_id, job.attempt, now, "the submitting function stopped before recording")
-        return "in-doubt"
-    return "busy"
+        return Outcome.IN_DOUBT
+    return Outcome.BUSY
 
 
-def _check_retry(job: Job, services: Services, now: float) -> str:
-    return _expire(job, services, now) if _too_old(job, services, now) else "waiting"
+def _check_retry(job: Job, services: Services, now: float) -> Outcome:
+    return _expire(job, services, now) if _too_old(job, services, now) else Outcome.WAITING
 
 
-def _check_waiting(job: Job, services: Services, now: float) -> str:
+def _check_waiting(job: Job, services: Services, now: float) -> Outcome:
     """A job waiting for identical bytes: copy the owner's cutout, share its failure, or take over."""
     if _too_old(job, services, now):
         return _expire(job, services, now)
@@ -148,25 +148,25 @@ def _check_waiting(job: Job, services: Services, now: float) -> str:
     return _pay(job, services, now)
 
 
-def _pay(job: Job, services: Services, now: float) -> str:
+def _pay(job: Job, services: Services, now: float) -> Outcome:
     """Take over from a WAITING state: check the source again, claim, POST."""
     checked = check_source(job, services, now, stored=True)
     if isinstance(checked, SubmitOutcome):
         return checked.result
     if not services.store.claim(job, now, CLAIM_LEASE_SECONDS, take_from=WAITING):
-        return "busy"
+        return Outcome.BUSY
     try:
         return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=False).result
     except RetryLater:
-        return "gateway-busy"
+        return Outcome.GATEWAY_BUSY
 
 
-def _check_status(job: Job, services: Services, now: float) -> str:
+def _check_status(job: Job, services: Services, now: float) -> Outcome:
     try:
         status = services.gateway.status(job.request_id or "")
     except GatewayPermanentError as exc:
         if exc.http_status != 404:
-            return "status-unavailable"
+            return Outcome.STATUS_UNAVAILABLE
         fail_job(
             job,
             services,
@@ -175,16 +175,16 @@ def _check_status(job: Job, services: Services, now: float) -> str:
             message="the gateway no longer knows this request",
             http_status=404,
         )
-        return "failed"
+        return Outcome.FAILED
     except GatewayError:
-        return "status-unavailable"
+        return Outcome.STATUS_UNAVAILABLE
     outcome = settle_job(job, status, services, now)
     if outcome == PENDING:
         services.store.touch(job.job_id, SUBMITTED, now)
     return outcome
 
 
-def _resubmit(job: Job, services: Services, now: float) -> str:
+def _resubmit(job: Job, services: Services, now: float) -> Outcome:
     """Send a job again (the gateway said ERROR, or a POST's fate stayed unknown past the grace)."""
     if _too_old(job, services, now):
         return _expire(job, services, now)
@@ -196,18 +196,18 @@ def _resubmit(job: Job, services: Services, now: float) -> str:
             reason="gateway-error-exhausted",
             message=f"gave up after {job.tries} attempts: {job.error or 'no result'}",
         )
-        return "failed"
+        return Outcome.FAILED
     newest = services.store.latest_job_for(job.bucket, job.key)
     if job.superseded_by or newest not in (None, job.job_id):  # its result would never be written
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
-        return "superseded"
+        return Outcome.SUPERSEDED
     checked = check_source(job, services, now, stored=True)
     if isinstance(checked, SubmitOutcome):
         return checked.result
     job.content_hash = checked.content_hash or job.content_hash
     back_to = job.status
     if not services.store.claim_resubmission(job, now, CLAIM_LEASE_SECONDS):
-        return "busy"
+        return Outcome.BUSY
     job.attempt += 1
     job.tries += 1
     job.status = SUBMITTING
@@ -217,7 +217,7 @@ def _resubmit(job: Job, services: Services, now: float) -> str:
             job, services, now, on_transient=RESUBMIT if back_to == RESUBMIT else IN_DOUBT, final_delivery=False
         ).result
     except RetryLater:
-        return "gateway-busy"
+        return Outcome.GATEWAY_BUSY
 
 
 def sweep_dead_letters(services: Services, now: float, max_batches: int = 5) -> int:

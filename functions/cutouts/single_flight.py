@@ -17,7 +17,7 @@ from typing import NamedTuple
 from cutouts.content_cache import copy_cutout_from
 from cutouts.job_store import COMPLETED, FAILED, WAITING, Job
 from cutouts.observability import logger
-from cutouts.outcomes import fail_job
+from cutouts.outcomes import Outcome, fail_job
 from cutouts.services import Services
 
 # Failures the same bytes would meet again: a waiter ends with the owner's reason.
@@ -39,7 +39,7 @@ HAND_ON_LIMIT = 25  # waiters finished by the owner's own invocation; the reconc
 
 
 class Waited(NamedTuple):
-    result: str  # cached | waiting | failed | superseded | already-finished | duplicate
+    result: Outcome
     detail: str
 
 
@@ -67,10 +67,10 @@ def follow_owner(
             return Waited(copied.result, copied.detail)
     elif owner is not None and owner.status == FAILED and owner.reason in SHARED_FAILURES:
         if not stored and not services.store.claim(job, now, 0, as_status=WAITING):
-            return Waited("duplicate", "this object version is already being handled")
+            return Waited(Outcome.DUPLICATE, "this object version is already being handled")
         message = f"identical to {owner.key}, which failed: {owner.error or owner.reason}"
         ended = fail_job(job, services, now, reason=str(owner.reason), message=message)
-        return Waited("failed" if ended else "already-finished", str(owner.reason))
+        return Waited(Outcome.FAILED if ended else Outcome.ALREADY_FINISHED, str(owner.reason))
     elif (owner is not None and not owner.is_final) or (owner is None and now - since < OWNER_START_SECONDS):
         return _wait(job, owner_id, services, now, stored)
     # The owner ended without a cutout anyone can copy: this job pays instead of it.
@@ -81,8 +81,8 @@ def follow_owner(
 
 def _wait(job: Job, owner_id: str, services: Services, now: float, stored: bool) -> Waited:
     if not stored and not services.store.claim(job, now, 0, as_status=WAITING):
-        return Waited("duplicate", "this object version is already being handled")
-    return Waited("waiting", f"identical bytes are being processed by job {owner_id}")
+        return Waited(Outcome.DUPLICATE, "this object version is already being handled")
+    return Waited(Outcome.WAITING, f"identical bytes are being processed by job {owner_id}")
 
 
 def hand_on(owner: Job, services: Services, now: float) -> int:

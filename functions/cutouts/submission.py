@@ -35,7 +35,7 @@ from cutouts.keys import (
     padded_sequencer,
     real_version_id,
 )
-from cutouts.outcomes import GATEWAY_ALARM_METRICS, fail_job, fail_new_job
+from cutouts.outcomes import GATEWAY_ALARM_METRICS, Outcome, fail_job, fail_new_job
 from cutouts.services import Services
 from cutouts.single_flight import wait_or_pay
 from cutouts.source_reader import SourceBytes, SourceGone, SourceReplaced, read_source
@@ -79,7 +79,7 @@ class SourceObject(NamedTuple):
 
 
 class SubmitOutcome(NamedTuple):
-    result: str  # submitted | duplicate | superseded | failed | in-doubt | ignored | cached | waiting
+    result: Outcome
     job_id: str | None = None
     detail: str = ""
 
@@ -129,9 +129,9 @@ def unwritable_outputs(job: Job, services: Services) -> str | None:
 def submit_source(source: SourceObject, services: Services, now: float, final_delivery: bool = False) -> SubmitOutcome:
     settings = services.settings
     if not source.key.startswith(settings.input_prefix):
-        return SubmitOutcome("ignored", detail="outside the input prefix")
+        return SubmitOutcome(Outcome.IGNORED, detail="outside the input prefix")
     if is_folder_marker(source.key):
-        return SubmitOutcome("ignored", detail="a folder marker, not an upload")
+        return SubmitOutcome(Outcome.IGNORED, detail="a folder marker, not an upload")
     job = source.new_job()
     if source.sequencer:
         previous = services.store.note_newest(
@@ -139,7 +139,7 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
         )
         if previous is None:
             _end_if_open(job, services, now)  # e.g. a redrive of a version that is no longer current
-            return SubmitOutcome("superseded", job.job_id, "a newer upload of this key was already seen")
+            return SubmitOutcome(Outcome.SUPERSEDED, job.job_id, "a newer upload of this key was already seen")
         older = previous.get("job_id")
         if older and older != job.job_id:
             services.store.tell_superseded(older, job.job_id, now)
@@ -160,10 +160,10 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
 
     if source.sequencer and services.store.latest_job_for(job.bucket, job.key) not in (None, job.job_id):
         _end_if_open(job, services, now)  # a newer upload arrived while this one was being read
-        return SubmitOutcome("superseded", job.job_id, "a newer upload of this key arrived meanwhile")
+        return SubmitOutcome(Outcome.SUPERSEDED, job.job_id, "a newer upload of this key arrived meanwhile")
     if not services.store.claim(job, now, CLAIM_LEASE_SECONDS):
         services.metrics.count(c.METRIC_DUPLICATES_SKIPPED)
-        return SubmitOutcome("duplicate", job.job_id, "this object version is already being handled")
+        return SubmitOutcome(Outcome.DUPLICATE, job.job_id, "this object version is already being handled")
     return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=final_delivery)
 
 
@@ -202,7 +202,7 @@ def check_source(job: Job, services: Services, now: float, *, stored: bool = Fal
         text = "the object was overwritten after this event"
         if stored or services.store.claim(job, now, CLAIM_LEASE_SECONDS):
             services.store.mark_final(job, SUPERSEDED, now, "superseded", text)
-        return SubmitOutcome("superseded", job.job_id, text)
+        return SubmitOutcome(Outcome.SUPERSEDED, job.job_id, text)
     if stored:
         ended = fail_job(job, services, now, reason=reason, message=message)
     else:
@@ -212,8 +212,8 @@ def check_source(job: Job, services: Services, now: float, *, stored: bool = Fal
 
 def _ended(ended: bool, job: Job, reason: str) -> SubmitOutcome:
     if ended:
-        return SubmitOutcome("failed", job.job_id, reason)
-    return SubmitOutcome("duplicate", job.job_id, "this object version was already handled")
+        return SubmitOutcome(Outcome.FAILED, job.job_id, reason)
+    return SubmitOutcome(Outcome.DUPLICATE, job.job_id, "this object version was already handled")
 
 
 def send_to_gateway(
@@ -243,10 +243,10 @@ def send_to_gateway(
             gateway_error=exc.gateway_error,
             http_status=exc.http_status,
         )
-        return SubmitOutcome("failed", job.job_id, exc.reason)
+        return SubmitOutcome(Outcome.FAILED, job.job_id, exc.reason)
     except GatewayInDoubt as exc:
         services.store.mark_in_doubt(job.job_id, job.attempt, now, exc.message)
-        return SubmitOutcome("in-doubt", job.job_id, exc.message)
+        return SubmitOutcome(Outcome.IN_DOUBT, job.job_id, exc.message)
     except GatewayTransientError as exc:
         if final_delivery:
             fail_job(
@@ -258,14 +258,14 @@ def send_to_gateway(
                 gateway_error=exc.gateway_error,
                 http_status=exc.http_status,
             )
-            return SubmitOutcome("failed", job.job_id, "gateway-gave-up")
+            return SubmitOutcome(Outcome.FAILED, job.job_id, "gateway-gave-up")
         services.store.release(job.job_id, job.attempt, now, exc.message, to_status=on_transient)
         raise RetryLater(exc.message, exc.retry_after) from None
     # The request is ours: bind it to this job before recording it, so no callback can adopt it elsewhere.
     services.store.bind_request(submission.request_id, job.job_id, now)
     services.store.mark_submitted(job.job_id, job.attempt, submission.request_id, now, job.content_hash)
     services.metrics.count(c.METRIC_SUBMITTED)
-    return SubmitOutcome("submitted", job.job_id, submission.request_id)
+    return SubmitOutcome(Outcome.SUBMITTED, job.job_id, submission.request_id)
 
 
 def presign_source(s3: Any, job: Job, expiry_seconds: int) -> str:
