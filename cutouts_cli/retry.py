@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cutouts.job_store import FAILED, Job
-from cutouts.submission import sources_in_notification
+from cutouts.notifications import sources_in_notification
 from cutouts_cli.backfill import resolve_prefix
 from cutouts_cli.s3_events import SourceVersion, head_source, notification_body, sequencer_for
 from cutouts_cli.target import Clients, Target

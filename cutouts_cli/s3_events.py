@@ -62,7 +62,7 @@ def sequencer_for(store: JobStore, source: SourceVersion) -> str | None:
     this very version, reuse its sequencer. If it names another (older) version, use the smallest
     value above it: any genuinely newer upload has a larger sequencer and still wins.
     """
-    job_id, sequencer = store.latest_record(source.bucket, source.key)
+    job_id, sequencer, _ = store.latest_record(source.bucket, source.key)
     if not sequencer:
         return None
     if job_id == source.job_id:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -35,6 +35,21 @@ FINAL_STATUSES = frozenset(FINAL)
 OPEN_STATUSES = OPEN
 ALL_STATUSES = (*OPEN, *FINAL)
 OUTPUT_LEASE_SECONDS = 120.0  # longer than any one write of an output (a download is bounded far below)
+
+
+class KeyRecord(NamedTuple):
+    """Per source key: the newest version seen (its job and padded sequencer), and who writes its outputs."""
+
+    job_id: str | None = None
+    sequencer: str | None = None
+    writer: str | None = None
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> KeyRecord:
+        def text(name: str) -> str | None:
+            return str(_deserialize(item[name])) if name in item else None
+
+        return cls(text("job_id"), text("sequencer"), text("writer"))
 
 
 class Lease(StrEnum):
@@ -191,12 +206,10 @@ class JobStore:
     def latest_job_for(self, bucket: str, key: str) -> str | None:
         return self.latest_record(bucket, key)[0]
 
-    def latest_record(self, bucket: str, key: str) -> tuple[str | None, str | None]:
-        """The key record: (job id, padded sequencer) of the newest version seen, or (None, None)."""
+    def latest_record(self, bucket: str, key: str) -> KeyRecord:
+        """The key record: the newest version seen (its job and padded sequencer), or an empty one."""
         item = self._call("get_item", Key={TABLE_PARTITION_KEY: {"S": _key_pk(bucket, key)}}, ConsistentRead=True)
-        found = item.get("Item") or {}
-        job_id, sequencer = found.get("job_id"), found.get("sequencer")
-        return (_deserialize(job_id) if job_id else None, _deserialize(sequencer) if sequencer else None)
+        return KeyRecord.of(item.get("Item") or {})
 
     def completed_with_content(self, content_hash: str, limit: int = 25, status: str = COMPLETED) -> Iterator[Job]:
         """Jobs in ``status`` whose source had these exact bytes (the by_content index; eventually consistent)."""
@@ -226,8 +239,8 @@ class JobStore:
         """Note ``job_id`` as the newest version of the key unless a newer event was already seen."""
         return self.note_newest(bucket, key, sequencer, job_id, now) is not None
 
-    def note_newest(self, bucket: str, key: str, sequencer: str, job_id: str, now: float) -> dict[str, Any] | None:
-        """Like record_latest; returns the key record as it was before ({} if new), or None if superseded.
+    def note_newest(self, bucket: str, key: str, sequencer: str, job_id: str, now: float) -> KeyRecord | None:
+        """Like record_latest; returns the key record as it was before (empty if new), or None if superseded.
 
         The previous record says which job this version replaces, so it can be told.
         """
@@ -256,7 +269,7 @@ class JobStore:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
             raise JobStoreError(f"DynamoDB update failed: {exc.response.get('Error', {}).get('Code')}") from exc
-        return {name: _deserialize(attr) for name, attr in reply.get("Attributes", {}).items()}
+        return KeyRecord.of(reply.get("Attributes", {}))
 
     def lease_output(
         self, bucket: str, key: str, job_id: str, now: float, seconds: float = OUTPUT_LEASE_SECONDS

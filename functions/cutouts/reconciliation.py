@@ -17,18 +17,12 @@ from cutouts import constants as c
 from cutouts.completion import PENDING, RETRY_LATER, settle_job
 from cutouts.gateway import GatewayError, GatewayPermanentError
 from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, SUPERSEDED, WAITING, Job
+from cutouts.notifications import sources_in_notification
 from cutouts.observability import logger
 from cutouts.outcomes import Outcome, fail_job, fail_new_job
 from cutouts.services import Services
 from cutouts.single_flight import follow_owner
-from cutouts.submission import (
-    CLAIM_LEASE_SECONDS,
-    RetryLater,
-    SubmitOutcome,
-    check_source,
-    send_to_gateway,
-    sources_in_notification,
-)
+from cutouts.submission import CLAIM_LEASE_SECONDS, RetryLater, SubmitOutcome, check_source, send_to_gateway
 
 MAX_JOB_ERRORS = 5
 Remaining = Callable[[], float]  # seconds left in this invocation

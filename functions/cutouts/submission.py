@@ -14,7 +14,6 @@ source again first (``check_source``): nothing is paid for without a fresh check
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
 from cutouts import constants as c
@@ -25,16 +24,13 @@ from cutouts.job_store import RETRY, SUPERSEDED, Job
 from cutouts.keys import (
     MAX_METADATA_BYTES,
     cutout_metadata,
-    decode_event_key,
     fits_s3_key,
     is_folder_marker,
-    job_id_for,
-    job_version,
     metadata_bytes,
     output_key_for,
     padded_sequencer,
-    real_version_id,
 )
+from cutouts.notifications import SourceObject
 from cutouts.outcomes import GATEWAY_ALARM_METRICS, Outcome, fail_job, fail_new_job
 from cutouts.services import Services
 from cutouts.single_flight import wait_or_pay
@@ -51,65 +47,10 @@ class RetryLater(Exception):
         self.retry_after = retry_after
 
 
-class SourceObject(NamedTuple):
-    bucket: str
-    key: str
-    version_id: str | None
-    etag: str | None
-    sequencer: str | None
-
-    @property
-    def version(self) -> str:
-        return job_version(self.version_id, self.etag)
-
-    @property
-    def job_id(self) -> str:
-        return job_id_for(self.bucket, self.key, self.version)
-
-    def new_job(self, etag: str | None = None) -> Job:
-        return Job(
-            job_id=self.job_id,
-            bucket=self.bucket,
-            key=self.key,
-            version=self.version,
-            status="",
-            version_id=self.version_id,
-            etag=(self.etag or etag or "").strip('"') or None,
-        )
-
-
 class SubmitOutcome(NamedTuple):
     result: Outcome
     job_id: str | None = None
     detail: str = ""
-
-
-def source_from_s3_record(record: dict[str, Any]) -> SourceObject:
-    """One record of an S3 event notification (the key is URL-encoded there)."""
-    s3 = record["s3"]
-    obj = s3["object"]
-    return SourceObject(
-        bucket=s3["bucket"]["name"],
-        key=decode_event_key(obj["key"]),
-        version_id=real_version_id(obj.get("versionId")),
-        etag=obj.get("eTag") or None,
-        sequencer=obj.get("sequencer") or None,
-    )
-
-
-def sources_in_notification(body: str) -> list[SourceObject]:
-    """The uploads an S3 notification message names; none for a test event or anything malformed."""
-    try:
-        records = json.loads(body).get("Records", [])
-    except (ValueError, AttributeError, RecursionError):
-        return []
-    sources = []
-    for record in records if isinstance(records, list) else []:
-        try:
-            sources.append(source_from_s3_record(record))
-        except (KeyError, TypeError, AttributeError):
-            continue
-    return sources
 
 
 def unwritable_outputs(job: Job, services: Services) -> str | None:
@@ -140,7 +81,7 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
         if previous is None:
             _end_if_open(job, services, now)  # e.g. a redrive of a version that is no longer current
             return SubmitOutcome(Outcome.SUPERSEDED, job.job_id, "a newer upload of this key was already seen")
-        older = previous.get("job_id")
+        older = previous.job_id
         if older and older != job.job_id:
             services.store.tell_superseded(older, job.job_id, now)
 

@@ -136,8 +136,8 @@ def test_retry_never_touches_a_job_in_flight_and_status_shows_it(cli_for):
 
 def test_retry_include_dlq_redrives_a_dead_lettered_upload(cli_for):
     from cutouts import runtime
+    from cutouts.notifications import source_from_s3_record
     from cutouts.outcomes import fail_new_job
-    from cutouts.submission import source_from_s3_record
 
     with LocalPipeline(LocalOptions(faults=FAST, reconcile_every=3600)) as pipeline:
         cli = cli_for(pipeline)

@@ -9,7 +9,7 @@ import pytest
 from cli_kit import main
 
 from cutouts import constants as c
-from cutouts.submission import source_from_s3_record
+from cutouts.notifications import source_from_s3_record
 from cutouts_cli.s3_events import SourceVersion, notification_body
 from cutouts_cli.status import advice
 from cutouts_cli.target import TargetError, target_from_stack

@@ -298,7 +298,8 @@ def callback_event(job_id: str, *, attempt: str | None, token: str | None, body:
 
 def submitted(cutouts: Any, key: str = "uploads/pets/cat.jpg", now: float | None = None) -> tuple[Any, str, str]:
     """An upload the gateway accepted: (job, attempt, token) as the gateway would call back."""
-    from cutouts.submission import source_from_s3_record, submit_source
+    from cutouts.notifications import source_from_s3_record
+    from cutouts.submission import submit_source
 
     body = json.loads(cutouts.notification(key, unique_image(key)))
     services = cutouts.services()

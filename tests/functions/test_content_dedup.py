@@ -36,7 +36,8 @@ def services(cutouts):
 
 
 def submit(cutouts, services, key, body, sequencer="0055AED6DCD90281E5"):
-    from cutouts.submission import source_from_s3_record, submit_source
+    from cutouts.notifications import source_from_s3_record
+    from cutouts.submission import submit_source
 
     doc = json.loads(cutouts.notification(key, body, sequencer=sequencer))
     return submit_source(source_from_s3_record(doc["Records"][0]), services, time.time())

@@ -82,7 +82,7 @@ def job_items(cutouts) -> list[dict[str, Any]]:
 
 def in_doubt(cutouts, key: str, body: bytes, since: float):
     """A job whose POST got no answer ``since`` seconds ago (the gateway may or may not have it)."""
-    from cutouts.submission import source_from_s3_record
+    from cutouts.notifications import source_from_s3_record
 
     source = source_from_s3_record(json.loads(cutouts.notification(key, body))["Records"][0])
     store = cutouts.services().store
@@ -416,7 +416,8 @@ def test_three_identical_images_in_one_batch_cost_one_call_and_give_three_cutout
 def test_identical_uploads_submitted_concurrently_have_exactly_one_payer(cutouts):
     import threading
 
-    from cutouts.submission import source_from_s3_record, submit_source
+    from cutouts.notifications import source_from_s3_record
+    from cutouts.submission import submit_source
 
     same = unique_image("together")
     sources = [

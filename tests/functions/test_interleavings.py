@@ -20,7 +20,7 @@ KEY = "uploads/pets/cat.jpg"
 
 
 def upload(cutouts, body: bytes, sequencer: str, key: str = KEY):
-    from cutouts.submission import source_from_s3_record
+    from cutouts.notifications import source_from_s3_record
 
     return source_from_s3_record(json.loads(cutouts.notification(key, body, sequencer=sequencer))["Records"][0])
 
@@ -234,7 +234,7 @@ def test_a_redrive_of_a_version_that_is_no_longer_current_ends_it_superseded(cut
     assert store.mark_final(v1, "FAILED", time.time(), "model-failed", "x")
     assert submit(cutouts, upload(cutouts, unique_image("v2"), V2)).result == "submitted"
     assert store.reopen(store.get(v1.job_id), time.time())
-    from cutouts.submission import SourceObject
+    from cutouts.notifications import SourceObject
 
     redriven = SourceObject(cutouts.bucket, KEY, None, v1.etag, V1)
     # When the redriven message arrives

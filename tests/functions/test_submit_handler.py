@@ -139,7 +139,8 @@ def test_same_event_delivered_twice_is_submitted_once(submit, cutouts, lambda_co
 
 def test_two_concurrent_deliveries_make_exactly_one_gateway_post(cutouts):
     # Given one upload whose notification is being handled by two invocations at once
-    from cutouts.submission import source_from_s3_record, submit_source
+    from cutouts.notifications import source_from_s3_record
+    from cutouts.submission import submit_source
 
     body = json.loads(cutouts.notification("uploads/race.jpg", JPEG))
     cutouts.gateway.submit_delay = 0.3

@@ -221,7 +221,8 @@ def test_result_of_a_version_overwritten_in_flight_never_replaces_the_newer_cuto
     import json as _json
     import time
 
-    from cutouts.submission import source_from_s3_record, submit_source
+    from cutouts.notifications import source_from_s3_record
+    from cutouts.submission import submit_source
 
     old, _, old_token = submitted(cutouts, "uploads/pets/dog.jpg")
     event = cutouts.notification("uploads/pets/dog.jpg", image_bytes("PNG"), sequencer="0055AED6DCD90281F9")

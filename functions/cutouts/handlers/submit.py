@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import random
 import time
 from typing import Any
@@ -13,8 +12,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cutouts import runtime
+from cutouts.notifications import parse_notification
 from cutouts.observability import logger, metrics, tracer
-from cutouts.submission import RetryLater, source_from_s3_record, submit_source
+from cutouts.submission import RetryLater, submit_source
 
 runtime.settings()  # fail at cold start on a bad setting, not on the first image
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -51,21 +51,17 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             VisibilityTimeout=1,
         )
         raise RetryLater("too little time left in this invocation")
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        logger.error("queue message is not an S3 notification; dropped", message_id=record.message_id)
+    notification = parse_notification(record.body)
+    if notification.problem:
+        logger.error(
+            "queue message is not an S3 notification; dropped",
+            problem=notification.problem,
+            message_id=record.message_id,
+        )
         return
-    if body.get("Event") == "s3:TestEvent":
-        return  # S3 sends this once when notifications are configured; it is not an upload
     receive_count = int(record.attributes.approximate_receive_count or 1)
     final = receive_count >= services.settings.max_receives
-    for s3_record in body.get("Records", []):
-        if not str(s3_record.get("eventName", "")).startswith("ObjectCreated"):
-            continue
-        source = source_from_s3_record(s3_record)
+    for source in notification.sources:
         logger.thread_safe_append_keys(job_id=source.job_id, source_key=source.key)
         try:
             outcome = submit_source(source, services, time.time(), final_delivery=final)
