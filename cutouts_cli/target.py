@@ -48,6 +48,11 @@ def make_clients(target: Target, session: Any = None) -> Clients:
     return Clients(client("s3"), client("sqs"), client("dynamodb"), target.table)
 
 
+def region_of(target: Target, clients: Clients) -> str:
+    """The region the enqueued S3-shaped messages name: the given one, else the clients' own."""
+    return target.region or clients.s3.meta.region_name or "us-east-1"
+
+
 def _prefix_of(location: str, bucket: str) -> str:
     """``s3://bucket/uploads/`` -> ``uploads/``."""
     head = f"s3://{bucket}/"

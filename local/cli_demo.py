@@ -1,6 +1,6 @@
 """Run each CLI command against the local stack and print what it shows (the README's examples).
 
-    python -m cutouts_cli.demo
+    python -m local.cli_demo
 
 Starts the local stack (moto + gateway emulator + the three handlers), puts a backlog of sample
 images in the bucket with notifications off, then runs the CLI as a separate process, as an
@@ -75,7 +75,6 @@ def _wait(predicate: Any, seconds: float = 30.0) -> None:
 
 
 def main() -> int:
-    import cutouts_cli  # noqa: F401  (functions/ on sys.path)
     from local.gateway_emulator import FaultConfig
     from local.pipeline import LocalOptions, LocalPipeline
 
