@@ -79,7 +79,7 @@ def _copy(job: Job, twin: Job, etag: str, services: Services, now: float) -> Cac
             CopySource={"Bucket": twin.bucket, "Key": twin.output_key},
             CopySourceIfMatch=etag,
             MetadataDirective="REPLACE",
-            ContentType="image/png",
+            ContentType=services.media_policy.expected.content_type,
             Metadata=metadata,
         )
     except ClientError as exc:

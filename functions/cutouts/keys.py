@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import quote, unquote_plus
 
+from cutouts.output_format import CUTOUT, OutputFormat
+
 
 def decode_event_key(raw_key: str) -> str:
     """S3 event keys are URL-encoded with '+' for space; '+' itself arrives as '%2B'."""
@@ -52,8 +54,8 @@ def relative_key(key: str, input_prefix: str) -> str:
     return key[len(input_prefix) :]
 
 
-def output_key_for(key: str, input_prefix: str, output_prefix: str) -> str:
-    return f"{output_prefix}{relative_key(key, input_prefix)}.png"
+def output_key_for(key: str, input_prefix: str, output_prefix: str, fmt: OutputFormat = CUTOUT) -> str:
+    return f"{output_prefix}{relative_key(key, input_prefix)}{fmt.extension}"
 
 
 def failure_key_for(key: str, input_prefix: str, failure_prefix: str) -> str:

@@ -22,7 +22,8 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from cutouts.output_format import CUTOUT, OutputFormat
+
 MAX_REDIRECTS = 3
 PART_SIZE = 8 * 1024 * 1024
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -41,6 +42,7 @@ class MediaPolicy(NamedTuple):
     max_bytes: int
     timeout_seconds: float
     allow_http: bool = False
+    expected: OutputFormat = CUTOUT  # the media must be a file of this format
     # Absolute time.monotonic() by which the download must be over, whatever timeout_seconds
     # allows: the webhook sets it from its invocation's remaining time (API Gateway gives up at 29 s).
     deadline: float | None = None
@@ -114,11 +116,12 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-class _CappedPngStream:
-    """A file-like view of the response that enforces the size cap, the deadline and the PNG check."""
+class _CappedStream:
+    """A file-like view of the response that enforces the size cap, the deadline and the format check."""
 
-    def __init__(self, response: Any, max_bytes: int, deadline: float) -> None:
+    def __init__(self, response: Any, max_bytes: int, deadline: float, expected: OutputFormat) -> None:
         self._response = response
+        self._expected = expected
         self._max = max_bytes
         self._deadline = deadline
         self.bytes_read = 0
@@ -137,14 +140,15 @@ class _CappedPngStream:
         if self.bytes_read > self._max:
             raise MediaRejected(f"media is larger than the cap of {self._max} bytes")
         if not self._checked and chunk:
-            if not chunk.startswith(PNG_SIGNATURE[: len(chunk)]) or len(chunk) < len(PNG_SIGNATURE):
-                raise MediaRejected("media is not a PNG image")
+            signature = self._expected.signature
+            if not chunk.startswith(signature[: len(chunk)]) or len(chunk) < len(signature):
+                raise MediaRejected(f"media is not a {self._expected.name.upper()} image")
             self._checked = True
         return chunk
 
 
 def _put_in_one_part(
-    stream: _CappedPngStream, length: int, s3: Any, bucket: str, key: str, metadata: dict[str, str]
+    stream: _CappedStream, length: int, s3: Any, bucket: str, key: str, metadata: dict[str, str], content_type: str
 ) -> None:
     """A declared body of one part or less: read it, then one PutObject.
 
@@ -157,7 +161,7 @@ def _put_in_one_part(
     body = b"".join(chunks)
     if len(body) != length:
         raise MediaUnavailable(f"media download broke off after {len(body)} of {length} bytes")
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/png", Metadata=metadata)
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata)
 
 
 def _timeout_until(deadline: float, seconds: float) -> urllib3.Timeout:
@@ -168,7 +172,7 @@ def _timeout_until(deadline: float, seconds: float) -> urllib3.Timeout:
     return urllib3.Timeout(connect=min(3.0, seconds, left), read=min(seconds, left))
 
 
-def _watchdog(stream: _CappedPngStream, response: Any, deadline: float) -> threading.Timer:
+def _watchdog(stream: _CappedStream, response: Any, deadline: float) -> threading.Timer:
     """Shut the connection at the deadline: a host trickling bytes would otherwise keep each
     read (up to a part) alive far past it, since the read time-out counts only silences."""
 
@@ -204,7 +208,7 @@ def _open(target: VettedTarget, policy: MediaPolicy, timeout: urllib3.Timeout) -
     return pool.urlopen(
         "GET",
         target.path,
-        headers={"Host": host_header, "Accept": "image/png"},
+        headers={"Host": host_header, "Accept": policy.expected.content_type},
         redirect=False,
         preload_content=False,
         assert_same_host=False,
@@ -254,11 +258,11 @@ def fetch_media_to_s3(
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > policy.max_bytes:
                 raise MediaRejected(f"media is {length} bytes, over the cap of {policy.max_bytes}")
-            stream = _CappedPngStream(response, policy.max_bytes, deadline)
+            stream = _CappedStream(response, policy.max_bytes, deadline, policy.expected)
             watchdog = _watchdog(stream, response, deadline)
             try:
                 if length and length.isdigit() and int(length) <= PART_SIZE:
-                    _put_in_one_part(stream, int(length), s3, bucket, key, metadata)
+                    _put_in_one_part(stream, int(length), s3, bucket, key, metadata, policy.expected.content_type)
                 else:
                     from boto3.s3.transfer import TransferConfig  # boto3 is loaded by the caller's client
 
@@ -269,7 +273,11 @@ def fetch_media_to_s3(
                         max_concurrency=1,
                     )
                     s3.upload_fileobj(
-                        stream, bucket, key, Config=config, ExtraArgs={"ContentType": "image/png", "Metadata": metadata}
+                        stream,
+                        bucket,
+                        key,
+                        Config=config,
+                        ExtraArgs={"ContentType": policy.expected.content_type, "Metadata": metadata},
                     )
             except HTTPError as exc:
                 raise MediaUnavailable(f"media download broke off: {type(exc).__name__}") from None
