@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from cutouts.job_store import Job, JobStore
-from cutouts.keys import job_id_for, job_version
+from cutouts.notifications import SourceObject
+from cutouts.s3_objects import head_or_none
 
 EVENT_NAME = "ObjectCreated:Put"
 CONFIGURATION_ID = "cutouts-cli"
@@ -31,13 +32,17 @@ class SourceVersion:
     version_id: str | None  # None when the bucket is not versioned
 
     @property
+    def as_upload(self) -> SourceObject:
+        """The upload as the submit function sees it, so both compute the same version and job id."""
+        return SourceObject(self.bucket, self.key, self.version_id, self.etag, None)
+
+    @property
     def version(self) -> str:
-        """The job table's notion of a version, the same rule as the submit function's."""
-        return job_version(self.version_id, self.etag)
+        return self.as_upload.version
 
     @property
     def job_id(self) -> str:
-        return job_id_for(self.bucket, self.key, self.version)
+        return self.as_upload.job_id
 
 
 def known_job(store: JobStore, source: SourceVersion) -> tuple[SourceVersion, Job | None]:
@@ -102,14 +107,9 @@ def notification_body(source: SourceVersion, region: str, sequencer: str | None)
 
 def head_source(s3: Any, bucket: str, key: str) -> SourceVersion | None:
     """The key's current version, or None if it is gone (deleted, or a delete marker)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "405"):
-            return None
-        raise
+    head = head_or_none(s3, bucket, key)
+    if head is None:
+        return None
     version_id = head.get("VersionId")
     return SourceVersion(
         bucket=bucket,

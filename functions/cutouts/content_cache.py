@@ -21,9 +21,9 @@ from cutouts.job_store import COMPLETED, SUPERSEDED, Job, Lease
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
 from cutouts.outcomes import Outcome, OutputBusy
 from cutouts.reports import remove_failure_report
+from cutouts.s3_objects import head_or_none
 from cutouts.services import Services
 
-_GONE = ("404", "NoSuchKey", "NoSuchVersion")
 _CHANGED = ("PreconditionFailed", "412", "404", "NoSuchKey")
 
 
@@ -103,12 +103,7 @@ def _copy(job: Job, twin: Job, etag: str, services: Services, now: float) -> Cac
 
 def _cutout_etag(s3: Any, twin: Job) -> str | None:
     """The ETag of the twin's cutout if it is still the twin's own result."""
-    try:
-        head = s3.head_object(Bucket=twin.bucket, Key=twin.output_key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _GONE:
-            return None
-        raise
-    if head.get("Metadata", {}).get("job-id") != twin.job_id:
+    head = head_or_none(s3, twin.bucket, twin.output_key or "")
+    if head is None or head.get("Metadata", {}).get("job-id") != twin.job_id:
         return None
     return str(head["ETag"])

@@ -152,35 +152,22 @@ class KeyRecords(TableAccess):
         Every accepted or adopted request is bound before it is recorded on its job, so a
         callback cannot make one job adopt another job's request (and so its result).
         """
-        try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item={
-                    TABLE_PARTITION_KEY: {"S": request_pk(request_id)},
-                    "job_id": {"S": job_id},
-                    "updated_at": serialize(now),
-                    TABLE_TTL_ATTRIBUTE: serialize(int(now) + self._ttl_seconds),
-                },
-                ConditionExpression="attribute_not_exists(#pk) OR #j = :j",
-                ExpressionAttributeNames={"#pk": TABLE_PARTITION_KEY, "#j": "job_id"},
-                ExpressionAttributeValues={":j": {"S": job_id}},
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise JobStoreError(f"DynamoDB put failed: {error_code(exc)}") from exc
-        return True
+        return self._own(request_pk(request_id), job_id, now) == (job_id, now)
 
     def claim_content(self, content_hash: str, job_id: str, now: float) -> tuple[str, float]:
         """Single flight: make ``job_id`` the one job that pays for these bytes, unless one is already.
 
         Returns the owner and when it claimed: this job if it won, else the job that did.
         """
+        return self._own(content_pk(content_hash), job_id, now)
+
+    def _own(self, pk: str, job_id: str, now: float) -> tuple[str, float]:
+        """Name ``job_id`` on the record unless another job is named there; the owner, and since when."""
         try:
             self._ddb.put_item(
                 TableName=self._table,
                 Item={
-                    TABLE_PARTITION_KEY: {"S": content_pk(content_hash)},
+                    TABLE_PARTITION_KEY: {"S": pk},
                     "job_id": {"S": job_id},
                     "updated_at": serialize(now),
                     TABLE_TTL_ATTRIBUTE: serialize(int(now) + self._ttl_seconds),
@@ -195,15 +182,11 @@ class KeyRecords(TableAccess):
                 raise JobStoreError(f"DynamoDB put failed: {error_code(exc)}") from exc
             found = exc.response.get("Item")
             if not found:
-                found = (
-                    self._call(
-                        "get_item", Key={TABLE_PARTITION_KEY: {"S": content_pk(content_hash)}}, ConsistentRead=True
-                    ).get("Item")
-                    or {}
-                )
+                key = {TABLE_PARTITION_KEY: {"S": pk}}
+                found = self._call("get_item", Key=key, ConsistentRead=True).get("Item") or {}
             if found.get("job_id"):
                 return str(deserialize(found["job_id"])), float(deserialize(found.get("updated_at", {"N": "0"})))
-            return self.claim_content(content_hash, job_id, now)
+            return self._own(pk, job_id, now)  # it expired (TTL) between the write and the read
         return job_id, now
 
     def take_over_content(self, content_hash: str, job_id: str, from_owner: str, now: float) -> bool:

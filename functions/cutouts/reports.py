@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
+from cutouts.s3_objects import head_or_none
+
 # What the user should do, by failure reason; gateway reasons carry their own advice.
 ADVICE: dict[str, str] = {
     "empty-file": "Upload the image again: the object has no bytes.",
@@ -75,10 +77,7 @@ def remove_failure_report(s3: Any, bucket: str, report_key: str) -> None:
 
 def cutout_owner(s3: Any, bucket: str, output_key: str) -> str | None:
     """The job a cutout says it came from (its ``job-id`` metadata), or None if there is none."""
-    try:
-        head = s3.head_object(Bucket=bucket, Key=output_key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
+    head = head_or_none(s3, bucket, output_key)
+    if head is None:
+        return None
     return str(head.get("Metadata", {}).get("job-id", "")) or "unknown"

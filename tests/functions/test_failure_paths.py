@@ -437,12 +437,18 @@ def test_identical_uploads_submitted_concurrently_have_exactly_one_payer(cutouts
     assert len(cutouts.gateway.posts()) == 1
 
 
-def test_waiters_share_a_failure_the_same_bytes_would_meet_again(submit, reconcile, cutouts):
-    same = unique_image("doomed")
-    assert submit([cutouts.notification(f"uploads/d-{n}.jpg", same) for n in range(2)]) == {"batchItemFailures": []}
+def identical_uploads_whose_payer_failed(submit, cutouts, name: str, copies: int, reason: str) -> None:
+    """``copies`` identical uploads delivered together, and the one that paid ended FAILED for ``reason``."""
+    same = unique_image(name)
+    bodies = [cutouts.notification(f"uploads/{name}-{n}.jpg", same) for n in range(copies)]
+    assert submit(bodies) == {"batchItemFailures": []}
     store = cutouts.services().store
     owner = next(store.get(i["job_id"]["S"]) for i in job_items(cutouts) if i["status"]["S"] == "SUBMITTED")
-    assert store.mark_final(owner, "FAILED", time.time(), "model-failed", "no subject found")
+    assert store.mark_final(owner, "FAILED", time.time(), reason, "the payer's error")
+
+
+def test_waiters_share_a_failure_the_same_bytes_would_meet_again(submit, reconcile, cutouts):
+    identical_uploads_whose_payer_failed(submit, cutouts, "doomed", 2, "model-failed")
     reconcile()
     assert {i["status"]["S"] for i in job_items(cutouts)} == {"FAILED"}
     assert {cutouts.report(k)["reason"] for k in cutouts.keys("failed/")} == {"model-failed"}
@@ -450,11 +456,7 @@ def test_waiters_share_a_failure_the_same_bytes_would_meet_again(submit, reconci
 
 
 def test_a_waiter_takes_over_when_the_payer_ended_without_a_result(submit, reconcile, cutouts):
-    same = unique_image("orphan")
-    assert submit([cutouts.notification(f"uploads/o-{n}.jpg", same) for n in range(3)]) == {"batchItemFailures": []}
-    store = cutouts.services().store
-    owner = next(store.get(i["job_id"]["S"]) for i in job_items(cutouts) if i["status"]["S"] == "SUBMITTED")
-    assert store.mark_final(owner, "FAILED", time.time(), "gateway-gave-up", "429 until the budget ran out")
+    identical_uploads_whose_payer_failed(submit, cutouts, "orphan", 3, "gateway-gave-up")
     reconcile()
     # one waiter paid instead, the other still waits for it
     assert len(cutouts.gateway.posts()) == 2
