@@ -1,7 +1,8 @@
 """Decide from its bytes whether an object is an image the gateway can take.
 
-Reads only the head and tail of the object (two ranged GETs), so a 25 MB upload costs the
-submit function a few kilobytes. Pillow is not in the Lambda runtime; these checks need none.
+Needs only the head and tail of the object: source_reader hands them over from the one read
+that also hashes it (or, with de-duplication off, from a ranged GET of the head and, for a large
+object, one of the tail). Pillow is not in the Lambda runtime; these checks need none.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def test_retry_include_dlq_redrives_a_dead_lettered_upload(cli_for):
 
 
 def test_same_image_three_names_and_a_reupload_cost_one_gateway_call(cli_for):
-    """Issue 7 section 6: identical bytes are paid for once."""
+    """Identical bytes are paid for once, whatever their names."""
     with LocalPipeline(LocalOptions(faults=FAST)) as pipeline:
         cli = cli_for(pipeline)
         bucket, s3 = pipeline.resources.bucket, pipeline.s3()

@@ -1,4 +1,4 @@
-"""Alarms to an encrypted SNS topic and a dashboard with the flow at a glance (issue 5.4)."""
+"""Alarms to an encrypted SNS topic and a dashboard with the flow at a glance."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The functions' asset, built exactly as synthesis builds it (local bundling, no Docker), imports
-each handler with only what the Lambda Python runtime provides plus the Powertools layer (issue
-5.5), and carries bytecode for the runtime's Python that is loaded without its source (issue 6)."""
+each handler with only what the Lambda Python runtime provides plus the Powertools layer, and
+carries bytecode for the runtime's Python that is loaded without its source."""
 
 from __future__ import annotations
 
@@ -91,8 +91,16 @@ def test_asset_holds_only_the_package_and_its_bytecode_for_the_runtime(functions
     assert compiled == (expected if find_python(RUNTIME_PYTHON) else set())
 
 
-def test_the_bytecode_is_for_the_python_of_the_lambda_runtime() -> None:
-    assert RUNTIME.name == f"python{RUNTIME_PYTHON}"
+def test_every_function_runs_the_python_the_bytecode_is_compiled_for(template_json: dict[str, Any]) -> None:
+    # Given the synthesized functions
+    runtimes = {
+        res["Properties"]["Runtime"]
+        for res in template_json["Resources"].values()
+        if res["Type"] == "AWS::Lambda::Function" and str(res["Properties"].get("Handler", "")).startswith("cutouts.")
+    }
+    # Then each runs exactly the Python the package's bytecode is built for (a mismatch would
+    # make every .pyc unusable and silently recompile on each cold start)
+    assert runtimes == {f"python{RUNTIME_PYTHON}"} == {RUNTIME.name}
 
 
 def test_find_python_returns_an_interpreter_of_exactly_that_version() -> None:

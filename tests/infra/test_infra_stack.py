@@ -1,4 +1,4 @@
-"""The synthesized stack has every resource and property issue 2 section 2 and issue 5 ask for."""
+"""The synthesized stack: every resource, and the properties that carry the pipeline's guarantees."""
 
 from __future__ import annotations
 
