@@ -148,12 +148,14 @@ TRANSITIONS: dict[str, Transition] = {
         Status.RETRY,
         (Guard.SEEN, Guard.ATTEMPT),
         sets=("reopened_at", "tries"),
-        removes=("expires_at", "finished_at", "request_id", "errors", "lease_until"),
+        removes=("expires_at", "finished_at", "request_id", "errors", "lease_until", "superseded_by"),
         counts=("attempt",),
     ),
     # Bookkeeping that leaves the state alone.
     "note_error": Transition(OPEN, None, (Guard.SEEN, Guard.ATTEMPT), sets=("error",), counts=("errors",)),
     "tell_superseded": Transition((*OPEN, *FINAL), None, sets=("superseded_by",)),
+    # A key reverted to bytes it held before (same ETag, so the same job): that job is the newest again.
+    "reinstate": Transition(OPEN, None, (Guard.SEEN,), removes=("superseded_by",)),
 }
 
 

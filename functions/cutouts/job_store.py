@@ -210,6 +210,10 @@ class JobStore(KeyRecords):
         written = self.apply("note_error", job, now, {"error": error[:1000]})
         return int(written.get("errors", 1)) if written is not None else 0
 
+    def reinstate(self, job: Job, now: float) -> bool:
+        """The key record names this job as the newest again: forget that it was superseded."""
+        return self.apply("reinstate", job, now, {}) is not None
+
     def tell_superseded(self, job_id: str, by_job_id: str, now: float) -> bool:
         """Tell an older version's job that a newer one owns the output key now."""
         return self.apply("tell_superseded", job_ref(job_id), now, {"superseded_by": by_job_id}) is not None

@@ -103,9 +103,30 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
         _end_if_open(job, services, now)  # a newer upload arrived while this one was being read
         return SubmitOutcome(Outcome.SUPERSEDED, job.job_id, "a newer upload of this key arrived meanwhile")
     if not services.store.claim(job, now, CLAIM_LEASE_SECONDS):
+        if source.sequencer and _reverted(job, services, now):
+            return submit_source(source, services, now, final_delivery)  # reopened: once more, as new
         services.metrics.count(c.METRIC_DUPLICATES_SKIPPED)
         return SubmitOutcome(Outcome.DUPLICATE, job.job_id, "this object version is already being handled")
     return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=final_delivery)
+
+
+def _reverted(job: Job, services: Services, now: float) -> bool:
+    """A key re-uploaded with bytes it held before a newer upload (same ETag, so the same job).
+
+    Without versioning the job id cannot tell the two uploads apart, but the key record can: it
+    names this job as the newest again. A job still in flight simply stops counting as
+    superseded; a finished one is reopened (True: submit it again), since the newer upload's
+    output replaced its own.
+    """
+    existing = services.store.get(job.job_id)
+    if existing is None or not existing.superseded_by:
+        return False
+    if services.store.latest_job_for(job.bucket, job.key) != job.job_id:
+        return False
+    if not existing.is_final:
+        services.store.reinstate(existing, now)
+        return False
+    return services.store.reopen(existing, now)
 
 
 def _end_if_open(job: Job, services: Services, now: float) -> None:

@@ -251,3 +251,43 @@ def test_when_the_newest_version_fails_its_report_says_the_cutout_beside_it_is_o
     report = cutouts.report("failed/pets/cat.jpg.json")
     assert report["earlier_cutout"] == "cutouts/pets/cat.jpg.png"
     assert "earlier upload" in report["message"]
+
+
+V3 = "0055AED6DCD90281E7"
+
+
+def test_an_unversioned_key_reverted_to_earlier_bytes_ends_with_those_bytes_cutout(cutouts):
+    # Given an unversioned bucket (jobs keyed on the ETag) where A, then B, were uploaded and cut out
+    a_bytes, b_bytes = unique_image("A"), unique_image("B")
+    a1 = submit(cutouts, upload(cutouts, a_bytes, V1))
+    cutouts.gateway.complete(a1.detail, cutout_png((10, 10)))
+    assert settle(cutouts, a1.job_id) == "completed"
+    b = submit(cutouts, upload(cutouts, b_bytes, V2))
+    cutouts.gateway.complete(b.detail, cutout_png((20, 20)))
+    assert settle(cutouts, b.job_id) == "completed"
+    # When A's bytes are uploaded again (the same ETag, so the same job id as the first A)
+    a2 = submit(cutouts, upload(cutouts, a_bytes, V3))
+    # Then it is not dropped as a duplicate: A's job is reopened and submitted again
+    assert a2.result == "submitted" and a2.job_id == a1.job_id
+    cutouts.gateway.complete(a2.detail, cutout_png((30, 30)))
+    assert settle(cutouts, a2.job_id) == "completed"
+    # and the key ends with A's cutout
+    assert cutout_owner(cutouts) == a1.job_id
+    head = cutouts.s3.head_object(Bucket=cutouts.bucket, Key="cutouts/pets/cat.jpg.png")
+    assert head["Metadata"]["request-id"] == a2.detail
+
+
+def test_a_revert_while_both_versions_are_in_flight_leaves_the_reverted_bytes_cutout(cutouts):
+    # Given A and then B in flight on an unversioned bucket (A was told B supersedes it)
+    a_bytes = unique_image("A")
+    a1 = submit(cutouts, upload(cutouts, a_bytes, V1))
+    b = submit(cutouts, upload(cutouts, unique_image("B"), V2))
+    # When A's bytes are uploaded again while both are still in flight
+    assert submit(cutouts, upload(cutouts, a_bytes, V3)).result == "duplicate"
+    # Then whichever finishes first, the key ends with A's cutout and B ends superseded
+    cutouts.gateway.complete(b.detail, cutout_png((20, 20)))
+    cutouts.gateway.complete(a1.detail, cutout_png((10, 10)))
+    assert settle(cutouts, b.job_id) == "superseded"
+    assert settle(cutouts, a1.job_id) == "completed"
+    assert cutout_owner(cutouts) == a1.job_id
+    assert cutouts.keys("failed/") == []
