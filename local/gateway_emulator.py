@@ -191,6 +191,7 @@ class _Job:
     completed_at: str | None = None
     charged: bool = False
     content_sha256: str | None = None  # of the bytes fetched from image_url, once fetched
+    media_sha256: str | None = None  # of the cutout served, once COMPLETED
     malformed_media_url: str | None = None  # served instead of the real one (fault), if COMPLETED
     callbacks_delivered: int = 0
     callback_bodies: list[dict[str, Any]] = field(default_factory=list)
@@ -373,6 +374,7 @@ class GatewayEmulator:
                         "status": job.status,
                         "charged": job.charged,
                         "content_sha256": job.content_sha256,
+                        "media_sha256": job.media_sha256,
                         "malformed_media_url": job.malformed_media_url,
                         "webhook_url": job.webhook_url,
                         "callbacks_delivered": job.callbacks_delivered,
@@ -586,6 +588,7 @@ class GatewayEmulator:
         else:
             with self._lock:
                 self._media[request_id] = png
+                job.media_sha256 = hashlib.sha256(png).hexdigest()
             self._finish(request_id, "COMPLETED")
 
     def _fetch(self, image_url: str) -> tuple[bytes | None, str | None]:

@@ -44,6 +44,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -316,7 +317,8 @@ class AwsFaults:
         self.config = config
         self._random = random.Random(config.seed)
         self._lock = threading.Lock()
-        self._plans: dict[str, tuple[str, int]] = {}  # invocation id -> (fault kind, last attempt to fail)
+        # invocation id -> (fault kind, last attempt to fail, when it was planned)
+        self._plans: dict[str, tuple[str, int, float]] = {}
         self.counts: Counter[str] = Counter()
         self.injected_by_operation: Counter[str] = Counter()
         self.reached_by_operation: Counter[str] = Counter()
@@ -335,6 +337,9 @@ class AwsFaults:
                 "calls_faulted": self.counts["calls_faulted"],
                 "injected": self.counts["injected"],
                 "reached": self.counts["reached"],
+                # planned to fail again, but no further attempt came: botocore stopped early (its
+                # retry quota ran out), so the error reached the caller before the last attempt
+                "stopped_early": sum(1 for *_, at in self._plans.values() if time.monotonic() - at > 60),
                 "injected_by_kind": {k[5:]: v for k, v in self.counts.items() if k.startswith("kind:")},
                 "injected_by_operation": dict(self.injected_by_operation),
                 "reached_by_operation": dict(self.reached_by_operation),
@@ -378,12 +383,12 @@ class AwsFaults:
                     kind = self._random.choice(sorted(faults))
                     reach = max_attempts <= 1 or self._random.random() < self.config.reach
                     last = max_attempts if reach else self._random.randrange(1, max_attempts)
-                    self._plans[invocation] = (kind, last)
+                    self._plans[invocation] = (kind, last, time.monotonic())
                     self.counts["calls_faulted"] += 1
             plan = self._plans.get(invocation)
             if plan is None:
                 return None
-            kind, last = plan
+            kind, last, _ = plan
             if attempt >= last:
                 del self._plans[invocation]
             if attempt > last:
