@@ -157,7 +157,9 @@ class SqsEventSource:
         except Exception as exc:
             # Lambda counts a raised error as the whole batch failing: nothing is deleted.
             self.errors += 1
-            self.error_types[exception_name(exc)] += 1
+            # Powertools raises BatchProcessingError when every record failed: count the records' errors.
+            children = [info[1] for info in getattr(exc, "child_exceptions", None) or [] if info and info[1]]
+            self.error_types.update(exception_name(child) for child in children or [exc])
             return
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         self.item_failures += len(failed)
