@@ -137,6 +137,7 @@ class Forger:
         self.pipeline, self.evil, self.rng = pipeline, evil, rng
         self.http = urllib3.PoolManager()
         self.forged: list[tuple[str, int]] = []
+        self.let_in: list[tuple[str, int, str, str]] = []  # (forgery, answer, job's source, request's source)
         self.untrusted_bodies: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -159,7 +160,7 @@ class Forger:
             jobs = [j for j in self.pipeline.emulator.stats()["jobs"].items() if j[1]["webhook_url"]]
             if len(jobs) < 2:
                 continue
-            (rid_a, a), (rid_b, _) = self.rng.sample(jobs, 2)
+            (rid_a, a), (rid_b, b) = self.rng.sample(jobs, 2)
             url = urlsplit(a["webhook_url"])
             query = dict(parse_qsl(url.query))
             genuine = f"{base}{url.path}"
@@ -175,7 +176,10 @@ class Forger:
                 "unknown status": (f"{genuine}?{url.query}", json.dumps({"request_id": rid_a, "status": "DONE"})),
             }
             for name, (target, body) in attempts.items():
-                self.forged.append((name, self._post(target, body.encode())))
+                answer = self._post(target, body.encode())
+                self.forged.append((name, answer))
+                if answer < 400:
+                    self.let_in.append((name, answer, a["source"], b["source"]))
             # The genuine URL with a body naming another media host: accepted as a nudge, never trusted.
             self.untrusted_bodies.append(self._post(f"{genuine}?{url.query}", body_a.encode()))
 
@@ -293,8 +297,11 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
             broken["evil host hits"] = evil.hits
         # (A 5xx acts on nothing: the webhook could not check the forgery, say when an injected
         # DynamoDB fault reached it, and the sender may retry. Only an answer below 400 lets one in.)
-        if let_in := [(name, code) for name, code in forger.forged if code < 400]:
-            broken["forged callbacks accepted"] = let_in[:10]
+        if let_in := forger.let_in:
+            broken["forged callbacks accepted (forgery, answer, job's source, request's source)"] = [
+                (name, code, _source_key(job_source, bucket), _source_key(request_source, bucket))
+                for name, code, job_source, request_source in let_in[:10]
+            ]
         forged_5xx = sum(1 for _, code in forger.forged if code >= 500)
         # Bad inputs carry their reason; good ones are real cutouts. (Where a check expects a reason,
         # "timed-out" is an honest answer too: an AWS fault that reached the code can hold a job
