@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import dataclasses
 import json
 import os
 import secrets
@@ -25,6 +26,7 @@ import boto3
 from botocore.config import Config
 
 from cutouts import constants as c
+from local.moto_server import FAULTS_PATH, AwsFaultConfig
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -67,36 +69,77 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_
 _REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
-class LocalAws:
-    """moto's server in its own process, so it gets a core of its own (it is the busiest part)."""
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
-    def __init__(self) -> None:
+
+class LocalAws:
+    """moto's server in its own process, so it gets a core of its own (it is the busiest part).
+
+    It listens on two ports: ``endpoint_url`` for the harness (creating resources, uploading,
+    inspecting) and ``functions_endpoint_url`` for the functions, the only port where
+    :class:`~local.moto_server.AwsFaultConfig` faults are injected.
+    """
+
+    def __init__(self, faults: AwsFaultConfig | None = None) -> None:
         self._process: subprocess.Popen[bytes] | None = None
+        self.faults = faults or AwsFaultConfig()
         self.endpoint_url = ""
+        self.functions_endpoint_url = ""
 
     def start(self, timeout: float = 30.0) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port, functions_port = _free_port(), _free_port()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "local.moto_server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--functions-port",
+                str(functions_port),
+                *self.faults.arguments(),
+            ],
             cwd=_REPO_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         atexit.register(self.stop)
         self.endpoint_url = f"http://127.0.0.1:{port}"
+        self.functions_endpoint_url = f"http://127.0.0.1:{functions_port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto's server exited with {self._process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=1):  # noqa: S310
-                    return self.endpoint_url
+                for url in (self.endpoint_url, self.functions_endpoint_url):
+                    with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):  # noqa: S310
+                        pass
+                return self.endpoint_url
             except OSError:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"moto's server did not start within {timeout} s")
+
+    def set_faults(self, faults: AwsFaultConfig) -> None:
+        """Change the functions' port's faults (counters are kept): a toggle for tests."""
+        request = urllib.request.Request(  # noqa: S310 - our own loopback server
+            f"{self.endpoint_url}{FAULTS_PATH}",
+            data=json.dumps(dataclasses.asdict(faults)).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - our own loopback server
+            self.faults = faults
+
+    def fault_stats(self) -> dict[str, Any]:
+        """What the fault injector did: calls seen and faulted, attempts failed, errors that reached our code."""
+        with urllib.request.urlopen(f"{self.endpoint_url}{FAULTS_PATH}", timeout=5) as answer:  # noqa: S310
+            return dict(json.load(answer))
 
     @property
     def pid(self) -> int | None:

@@ -18,7 +18,8 @@ or ERROR. Terminal states are POSTed to the ``X-Webhook-URL`` with the status do
 
 Faults (:class:`FaultConfig`) make it misbehave the ways a remote gateway does: slow jobs, 429
 with ``Retry-After``, 5xx, FAILED and ERROR jobs, jobs stuck in PROCESSING, dropped, duplicated
-and late call-backs, an empty wallet (402).
+and late call-backs, an empty wallet (402), and COMPLETED answers whose ``media_url`` is
+malformed or points somewhere the pipeline must not fetch from (:data:`MALFORMED_MEDIA_URLS`).
 
 Choices where the reference is silent (also in the README):
 
@@ -31,7 +32,9 @@ Choices where the reference is silent (also in the README):
 * Check order on submit: 401 key, 400 model, 429 rate limit, 400 body, 402 balance, 5xx, 202.
   A rejected submission creates no job and is not charged.
 * FAILED (injected, or the image could not be fetched or decoded) is a model failure and is
-  **charged**; ERROR ("system error - not charged") is not; COMPLETED is charged.
+  **charged**; ERROR ("system error - not charged") is not; COMPLETED is charged. Charges are
+  counted per source object version and per SHA-256 of the bytes fetched (a FAILED job fetches
+  its image first, as a model failure comes after the download).
 * Every status document carries all of ``request_id, status, model_id, error, output,
   created_at, updated_at, completed_at``; ``completed_at`` is set for every terminal state
   (COMPLETED, FAILED, ERROR) and null before; ``output`` is null unless COMPLETED.
@@ -46,6 +49,7 @@ Choices where the reference is silent (also in the README):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -88,6 +92,20 @@ FETCH_TIMEOUT_SECONDS = 10.0
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 
+# Media URLs a COMPLETED answer may carry under the malformed-media-url fault: unparseable, a port
+# that is no number or out of range, a scheme that is not https, hosts off the allow-list
+# (the reference's own CDN, cloud metadata), and no host at all. ``{rid}`` is the request id,
+# ``{netloc}`` the emulator's host:port.
+MALFORMED_MEDIA_URLS = (
+    "https://[pub-{rid}.r2.dev/output.png",
+    "http://{netloc}x/media/{rid}/output.png",
+    "https://pub-{rid}.r2.dev:99999/output.png",
+    "ftp://{netloc}/media/{rid}/output.png",
+    "https://pub-582b7213209642b9b995c96c95a30381.r2.dev/v1/{rid}/output.png",
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    "/media/{rid}/output.png",
+)
+
 _MODEL_ROUTE = re.compile(r"^/([^/]+)/v1/[^/]+$")
 _SERVER_ERRORS = {
     500: ("Internal Server Error", "An unexpected error occurred. Please try again later."),
@@ -127,6 +145,7 @@ class FaultConfig:
     insufficient_balance: bool = False
     seed: int | None = None
     queued_delay: float = 0.0
+    rate_malformed_media_url: float = 0  # share of COMPLETED jobs whose media_url is malformed
 
     def __post_init__(self) -> None:
         for name in (
@@ -138,6 +157,7 @@ class FaultConfig:
             "rate_drop_callback",
             "rate_duplicate_callback",
             "rate_late_callback",
+            "rate_malformed_media_url",
         ):
             value = getattr(self, name)
             if not 0 <= value <= 1:
@@ -170,6 +190,9 @@ class _Job:
     output: dict[str, Any] | None = None
     completed_at: str | None = None
     charged: bool = False
+    content_sha256: str | None = None  # of the bytes fetched from image_url, once fetched
+    media_sha256: str | None = None  # of the cutout served, once COMPLETED
+    malformed_media_url: str | None = None  # served instead of the real one (fault), if COMPLETED
     callbacks_delivered: int = 0
     callback_bodies: list[dict[str, Any]] = field(default_factory=list)
 
@@ -252,6 +275,7 @@ class GatewayEmulator:
         self._rejected: Counter[str] = Counter()
         self._accepted_by_source: Counter[str] = Counter()
         self._charged_by_source: Counter[str] = Counter()
+        self._charged_by_content: Counter[str] = Counter()
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -317,7 +341,9 @@ class GatewayEmulator:
 
         ``requests_total`` counts submissions (POSTs to a model path), accepted or not;
         ``rejected`` maps an HTTP status (as a string) to how many submissions got it;
-        ``charged_by_source`` counts COMPLETED and FAILED jobs per :func:`source_of` key.
+        ``charged_by_source`` counts COMPLETED and FAILED jobs per :func:`source_of` key;
+        ``charged_by_content`` the same per SHA-256 of the bytes fetched (``unfetched:SOURCE``
+        when the fetch failed).
         """
         with self._lock:
             by_status = Counter(job.status for job in self._jobs.values())
@@ -327,6 +353,8 @@ class GatewayEmulator:
                 "rejected": dict(sorted(self._rejected.items())),
                 "accepted_by_source": dict(self._accepted_by_source),
                 "charged_by_source": dict(self._charged_by_source),
+                "charged_by_content": dict(self._charged_by_content),
+                "malformed_media_urls": self._counters["malformed_media_urls"],
                 "charged": sum(self._charged_by_source.values()),
                 "completed": self._counters["completed"],
                 "failed": self._counters["failed"],
@@ -345,6 +373,9 @@ class GatewayEmulator:
                         "source": job.source,
                         "status": job.status,
                         "charged": job.charged,
+                        "content_sha256": job.content_sha256,
+                        "media_sha256": job.media_sha256,
+                        "malformed_media_url": job.malformed_media_url,
                         "webhook_url": job.webhook_url,
                         "callbacks_delivered": job.callbacks_delivered,
                     }
@@ -466,6 +497,12 @@ class GatewayEmulator:
             fate_draw = self._random.random()
             callback_draw = self._random.random()
             late_draw = self._random.random()
+            # drawn only when asked for, so other faults keep their sequence for a given seed
+            malformed = (
+                self._random.choice(MALFORMED_MEDIA_URLS)
+                if faults.rate_malformed_media_url and self._random.random() < faults.rate_malformed_media_url
+                else None
+            )
         if fate_draw < faults.rate_stuck:
             fate = "stuck"
         elif fate_draw < faults.rate_stuck + faults.rate_error:
@@ -493,6 +530,8 @@ class GatewayEmulator:
             created_at=now,
             updated_at=now,
         )
+        if malformed is not None:
+            job.malformed_media_url = malformed.format(rid=job.request_id, netloc=urlsplit(self.base_url).netloc)
         with self._lock:
             self._jobs[job.request_id] = job
             self._counters["accepted"] += 1
@@ -531,8 +570,13 @@ class GatewayEmulator:
             return
         png: bytes | None = None
         error: str | None = None
-        if fate == "complete":
-            png, error = self._cut_out(image_url)
+        if fate in ("complete", "failed"):
+            data, error = self._fetch(image_url)
+            if data is not None:
+                with self._lock:
+                    job.content_sha256 = hashlib.sha256(data).hexdigest()
+                if fate == "complete":
+                    png, error = self._cut_out(data)
         if self._stop.wait(max(0.0, self.faults.processing_delay - (time.monotonic() - started))):
             return
         if fate == "error":
@@ -544,10 +588,11 @@ class GatewayEmulator:
         else:
             with self._lock:
                 self._media[request_id] = png
+                job.media_sha256 = hashlib.sha256(png).hexdigest()
             self._finish(request_id, "COMPLETED")
 
-    def _cut_out(self, image_url: str) -> tuple[bytes | None, str | None]:
-        """Download and cut out the image: (PNG, None) or (None, reason for FAILED)."""
+    def _fetch(self, image_url: str) -> tuple[bytes | None, str | None]:
+        """Download the image: (bytes, None) or (None, reason for FAILED)."""
         try:
             response = self._http.request(
                 "GET",
@@ -567,6 +612,10 @@ class GatewayEmulator:
             return None, f"Failed to download image_url: HTTP {response.status}"
         if len(data) > MAX_IMAGE_BYTES:
             return None, "Input image is too large."
+        return data, None
+
+    def _cut_out(self, data: bytes) -> tuple[bytes | None, str | None]:
+        """Cut out the image: (PNG, None) or (None, reason for FAILED)."""
         try:
             return remove_background(data), None
         except ValueError as exc:
@@ -581,12 +630,15 @@ class GatewayEmulator:
             job.updated_at = job.completed_at = now
             if status == "COMPLETED":
                 job.output = {
-                    "media_url": [f"{self.base_url}{MEDIA_PATH}{request_id}/output.png"],
+                    "media_url": [job.malformed_media_url or f"{self.base_url}{MEDIA_PATH}{request_id}/output.png"],
                     "media_type": MEDIA_TYPE,
                 }
+                if job.malformed_media_url:
+                    self._counters["malformed_media_urls"] += 1
             if status in ("COMPLETED", "FAILED"):
                 job.charged = True
                 self._charged_by_source[job.source] += 1
+                self._charged_by_content[job.content_sha256 or f"unfetched:{job.source}"] += 1
             self._counters[{"COMPLETED": "completed", "FAILED": "failed", "ERROR": "errors"}[status]] += 1
             document = job.document()
             webhook_url, plan, late = job.webhook_url, job.callback_plan, job.late_callback
@@ -858,6 +910,13 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra seconds before a late call-back (default 5)",
     )
     parser.add_argument(
+        "--rate-malformed-media-url",
+        type=_rate,
+        default=0.0,
+        metavar="RATE",
+        help="share of COMPLETED jobs whose media_url is malformed or off the allow-list (0-1)",
+    )
+    parser.add_argument(
         "--insufficient-balance", action="store_true", help="answer every submission 402 Insufficient Balance"
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed, for reproducible faults")
@@ -879,6 +938,7 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig:
         late_callback_delay=args.late_callback_delay,
         insufficient_balance=args.insufficient_balance,
         seed=args.seed,
+        rate_malformed_media_url=args.rate_malformed_media_url,
     )
 
 

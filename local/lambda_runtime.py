@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,6 +113,7 @@ class SqsEventSource:
         ]
         self.invocations = 0
         self.errors = 0  # invocations that raised: the whole batch comes back
+        self.error_types: Counter[str] = Counter()  # what they raised, by exception class
         self.receive_errors = 0  # ReceiveMessage calls that failed (what they took comes back later)
         self.redelivered = 0  # messages received more than once
         self.item_failures = 0  # records a partial batch response handed back
@@ -152,9 +154,12 @@ class SqsEventSource:
         self.invocations += 1
         try:
             response = self._handler(event, LocalContext(self._function_name))
-        except Exception:
+        except Exception as exc:
             # Lambda counts a raised error as the whole batch failing: nothing is deleted.
             self.errors += 1
+            # Powertools raises BatchProcessingError when every record failed: count the records' errors.
+            children = [info[1] for info in getattr(exc, "child_exceptions", None) or [] if info and info[1]]
+            self.error_types.update(exception_name(child) for child in children or [exc])
             return
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         self.item_failures += len(failed)
@@ -223,6 +228,8 @@ class HttpApi:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="http-api")
         self.requests = 0
+        self.errors = 0  # invocations that raised: API Gateway answers 500
+        self.error_types: Counter[str] = Counter()  # what they raised, by exception class
 
     @property
     def base_url(self) -> str:
@@ -247,7 +254,9 @@ class HttpApi:
         event = http_api_event(url.path, url.query, headers, body, source_ip, {"job_id": parts[1]})
         try:
             result = self._handler(event, LocalContext("webhook", timeout_seconds=29))
-        except Exception:
+        except Exception as exc:
+            self.errors += 1
+            self.error_types[exception_name(exc)] += 1
             return 500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
@@ -305,6 +314,8 @@ class Schedule:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="schedule")
         self.invocations = 0
+        self.errors = 0  # invocations that raised
+        self.error_types: Counter[str] = Counter()  # what they raised, by exception class
 
     def start(self) -> None:
         self._thread.start()
@@ -318,7 +329,9 @@ class Schedule:
             self.invocations += 1
             try:
                 self._handler(scheduled_event(), LocalContext(self._name, timeout_seconds=120))
-            except Exception:  # a failed run is retried by the next tick, as with EventBridge
+            except Exception as exc:  # a failed run is retried by the next tick, as with EventBridge
+                self.errors += 1
+                self.error_types[exception_name(exc)] += 1
                 logging.getLogger(__name__).exception("scheduled invocation failed")
 
 
@@ -334,6 +347,21 @@ def scheduled_event() -> dict[str, Any]:
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/cutouts-local-reconcile"],
         "detail": {},
     }
+
+
+def exception_name(exc: BaseException) -> str:
+    """``module.Class`` of an exception, and of the botocore error behind it if there is one.
+
+    A name with ``botocore.`` in it says an AWS call failed (our code may wrap it in a typed
+    exception); any other says our own code did.
+    """
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    cause, seen = exc.__cause__ or exc.__context__, 0
+    while cause is not None and seen < 10:
+        if type(cause).__module__.startswith("botocore"):
+            return f"{name} (from {type(cause).__module__}.{type(cause).__qualname__})"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return name
 
 
 def dumps(document: Any) -> str:

@@ -19,6 +19,7 @@ from cutouts import keys
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
 from local.gateway_emulator import FaultConfig, GatewayEmulator
 from local.lambda_runtime import ExecutionEnvironments, HttpApi, Schedule, SqsEventSource
+from local.moto_server import AwsFaultConfig
 
 DEFAULT_API_KEY = "local-test-key"  # the emulator's key; not a secret
 
@@ -30,6 +31,7 @@ class LocalOptions:
     gateway_url: str | None = None
     api_key: str | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
+    aws_faults: AwsFaultConfig = field(default_factory=AwsFaultConfig)  # on the functions' S3 and DynamoDB calls
     input_prefix: str = c.DEFAULT_INPUT_PREFIX
     output_prefix: str = c.DEFAULT_OUTPUT_PREFIX
     failure_prefix: str = c.DEFAULT_FAILURE_PREFIX
@@ -69,7 +71,7 @@ class Accounting:
 class LocalPipeline:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
-        self.aws = LocalAws()
+        self.aws = LocalAws(self.options.aws_faults)
         self.emulator: GatewayEmulator | None = None
         self._resources: LocalResources | None = None
         self._parts: list[Any] = []
@@ -89,7 +91,7 @@ class LocalPipeline:
         opts = self.options
         self._saved_environ = dict(os.environ)
         endpoint = self.aws.start()
-        use_fake_credentials(endpoint)
+        use_fake_credentials(self.aws.functions_endpoint_url)  # the handlers' clients; the harness uses `endpoint`
         if opts.gateway_url:
             gateway_base, model_path = _split_gateway_url(opts.gateway_url)
             api_key = opts.api_key or DEFAULT_API_KEY

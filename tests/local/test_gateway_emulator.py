@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import threading
@@ -19,6 +20,7 @@ from PIL import Image
 
 from local.gateway_emulator import (
     DEFAULT_MODEL_PATH,
+    MALFORMED_MEDIA_URLS,
     FaultConfig,
     GatewayEmulator,
     add_gateway_arguments,
@@ -528,6 +530,49 @@ def test_failed_is_charged(make_gateway, origin) -> None:
     assert gateway.stats()["jobs"][request_id]["charged"] is True
 
 
+def test_charges_are_counted_per_content_hash_of_the_bytes_fetched(make_gateway, origin) -> None:
+    # Given one gateway that completes and one that fails (charged) every job
+    completing, failing = make_gateway(), make_gateway(rate_failed=1.0)
+    digest = hashlib.sha256((IMAGES / "red apple.jpg").read_bytes()).hexdigest()
+
+    # When the same bytes are submitted as two object versions, and an unreachable object once
+    for gateway in (completing, failing):
+        for version in ("v1", "v2"):
+            request_id = submit(gateway, {"image_url": origin.image_url("red apple.jpg", version)}).json()["request_id"]
+            wait_for_status(gateway, request_id, {"COMPLETED", "FAILED"})
+    missing = submit(completing, {"image_url": f"{origin.base}/bucket/missing.jpg"}).json()["request_id"]
+    wait_for_status(completing, missing, {"FAILED"})
+
+    # Then each gateway charged that content twice (two versions), FAILED as much as COMPLETED,
+    # and a charge for bytes never fetched is kept apart under its source
+    assert completing.stats()["charged_by_content"] == {digest: 2, "unfetched:/bucket/missing.jpg": 1}
+    assert failing.stats()["charged_by_content"] == {digest: 2}
+    assert {job["content_sha256"] for job in failing.stats()["jobs"].values()} == {digest}
+
+
+def test_malformed_media_url_fault_serves_a_bad_url_in_a_charged_completion(make_gateway, origin) -> None:
+    # Given a gateway whose every COMPLETED answer carries a malformed media_url (off by default)
+    assert FaultConfig().rate_malformed_media_url == 0
+    gateway = make_gateway(rate_malformed_media_url=1.0, seed=4)
+    netloc = urlsplit(gateway.base_url).netloc
+
+    # When jobs complete
+    documents = []
+    for version in ("v1", "v2", "v3"):
+        request_id = submit(gateway, {"image_url": origin.image_url("red apple.jpg", version)}).json()["request_id"]
+        documents.append(wait_for_status(gateway, request_id, {"COMPLETED", "FAILED"}))
+
+    # Then the status answers it: one of the malformed forms, where the real media would be
+    for document in documents:
+        assert document["status"] == "COMPLETED"
+        (url,) = document["output"]["media_url"]
+        forms = {form.format(rid=document["request_id"], netloc=netloc) for form in MALFORMED_MEDIA_URLS}
+        assert url in forms, url
+    stats = gateway.stats()
+    assert stats["malformed_media_urls"] == 3 and stats["charged"] == 3
+    assert all(job["malformed_media_url"] for job in stats["jobs"].values())
+
+
 def test_stats_endpoint_serves_the_same_counters(make_gateway, origin) -> None:
     gateway = make_gateway()
     submit(gateway, {"image_url": origin.image_url("red apple.jpg")}, key="wrong")
@@ -568,7 +613,7 @@ def test_cli_arguments_build_the_fault_config() -> None:
             *("--port", "0", "--delay", "0.5", "--rate-429", "0.1", "--rate-5xx", "0.2"),
             *("--rate-failed", "0.1", "--rate-error", "0.1", "--rate-stuck", "0.05"),
             *("--drop-callbacks", "0.3", "--duplicate-callbacks", "0.2", "--late-callbacks", "0.1"),
-            *("--insufficient-balance", "--seed", "7"),
+            *("--rate-malformed-media-url", "0.05", "--insufficient-balance", "--seed", "7"),
         ]
     )
     faults = faults_from_args(args)
@@ -578,6 +623,7 @@ def test_cli_arguments_build_the_fault_config() -> None:
     assert faults.rate_stuck == 0.05 and faults.rate_drop_callback == 0.3
     assert faults.rate_duplicate_callback == 0.2 and faults.rate_late_callback == 0.1
     assert faults.insufficient_balance is True and faults.seed == 7
+    assert faults.rate_malformed_media_url == 0.05
     with pytest.raises(SystemExit):
         parser.parse_args(["--rate-429", "1.5"])
 
