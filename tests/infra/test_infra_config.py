@@ -152,12 +152,24 @@ def test_webhook_concurrency_too_low_for_the_callbacks_submit_can_cause_is_refus
 
 
 def test_callback_throttle_is_derived_from_submit_and_webhook_concurrency() -> None:
-    # Given the defaults and a larger deployment
-    default, larger = parse_config({}), parse_config({"maxConcurrency": 25, "webhookReservedConcurrency": 150})
-    # Then the rate is what submit can cause and the burst what the webhook can start at once
-    assert (default.callback_rate_limit, default.callback_burst_limit) == (4 * c.DEFAULT_MAX_CONCURRENCY, 20)
-    assert (larger.callback_rate_limit, larger.callback_burst_limit) == (100, 150)
-    assert default.webhook_reserved_concurrency == c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY
+    # Given the defaults (5 submit slots, 20 webhook executions) and two larger deployments
+    default = parse_config({})
+    larger = parse_config({"maxConcurrency": 25, "webhookReservedConcurrency": 150})
+    more_webhook = parse_config({"maxConcurrency": 25, "webhookReservedConcurrency": 300})
+    # Then the rate is what submit can cause (slots x 2 submissions/s x 2 deliveries), whatever the webhook has
+    rates = [cfg.callback_rate_limit for cfg in (default, larger, more_webhook)]
+    assert rates == [20, 100, 100]
+    # And the burst is what the webhook can run at once, whatever submit has
+    bursts = [cfg.callback_burst_limit for cfg in (default, larger, more_webhook)]
+    assert bursts == [20, 150, 300]
+
+
+def test_webhook_concurrency_equal_to_the_callback_rate_is_enough() -> None:
+    # Given 7 submit slots: up to 28 callbacks a second
+    # Then a webhook reservation of exactly 28 is accepted, and one less is refused
+    assert parse_config({"maxConcurrency": 7, "webhookReservedConcurrency": 28}).callback_burst_limit == 28
+    with pytest.raises(ConfigError, match="at least 28"):
+        parse_config({"maxConcurrency": 7, "webhookReservedConcurrency": 27})
 
 
 @pytest.mark.parametrize("key", ["callbackRateLimit", "callbackBurstLimit"])
