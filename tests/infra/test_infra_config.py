@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cutouts import constants as c
+from cutouts import settings_table as t
 from infra.config import CONTEXT_KEYS, ConfigError, StackConfig, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,18 +23,35 @@ def test_cdk_json_lists_every_key_with_the_code_defaults() -> None:
     context = cdk_json_context()
     # When it is parsed
     config = parse_config(context)
-    # Then it documents every key and its values are exactly the code defaults
+    # Then it documents every key and its values are exactly the table's defaults
     assert set(CONTEXT_KEYS) <= set(context)
-    assert config == StackConfig()
+    assert config == parse_config({})
 
 
-def test_defaults_match_constants() -> None:
+def test_an_absent_key_takes_the_table_default() -> None:
+    # Given no context at all
     config = parse_config({})
-    assert config.stack_name == "Cutouts-dev"
-    assert config.input_prefix == c.DEFAULT_INPUT_PREFIX
-    assert config.allowed_media_hosts == c.DEFAULT_ALLOWED_MEDIA_HOSTS
-    assert config.retain_data is False
+    # Then every field is its setting's default, and the stage's derived values follow
+    assert {field: getattr(config, field) for field in StackConfig.__dataclass_fields__} == {
+        s.attr: s.default for s in t.CONTEXT_SETTINGS
+    }
+    assert config.stack_name == "Cutouts-dev" and config.retain_data is False
     assert config.bucket_name is None and config.gateway_key_secret_name is None and config.alarm_email is None
+
+
+def test_stack_config_has_one_field_per_context_key_of_the_table() -> None:
+    # A setting added to the table needs its typed field (and nothing else) here, in table order.
+    assert tuple(StackConfig.__dataclass_fields__) == tuple(s.attr for s in t.CONTEXT_SETTINGS)
+    assert tuple(s.key for s in t.CONTEXT_SETTINGS) == CONTEXT_KEYS
+
+
+def test_readme_configuration_table_is_the_settings_table() -> None:
+    # Given the README's configuration table (from its header row to the first blank line)
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| key | default | rule and meaning |")
+    documented = readme[start : readme.index("\n\n", start) + 1]
+    # Then it is exactly what the table generates (regenerate: python -m cutouts.settings_table)
+    assert documented == t.readme_table()
 
 
 def test_cli_strings_are_converted() -> None:
@@ -50,7 +67,7 @@ def test_cli_strings_are_converted() -> None:
         }
     )
     assert config.max_concurrency == 10
-    assert config.dedup is False
+    assert config.dedup_enabled is False
     assert config.allowed_media_hosts == ("a.example.com", "b.example.com")
     assert config.http_timeout_seconds == 5.0
     assert config.stack_name == "Cutouts-prod" and config.retain_data is True
