@@ -50,7 +50,7 @@ class Setting(NamedTuple):
     lo: float | None = None  # bounds checked at synth
     hi: float | None = None
     floor: float | None = None  # least value the functions accept (the local stack runs below `lo`); default lo
-    functions: tuple[str, ...] = ALL  # deployed functions given the variable (`env` set, not stack-supplied only)
+    functions: tuple[str, ...] = ALL  # deployed functions whose environment holds `env`; () for none
     help: str = ""  # the README's "rule and meaning"
     shown: str = ""  # the README's default column, when the default alone says too little
 
