@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """CDK app: `python app.py` (or `cdk synth`) synthesizes the Cutouts stack offline.
 
-The stage comes from context (`-c stage=prod`); every other setting too (see cdk.json and
-infra/config.py). The app makes no AWS calls: the account and region are left to deploy time.
+The stage comes from context (`-c stage=prod`); every other setting too (see
+functions/cutouts/settings_table.py and infra/config.py). The app makes no AWS calls: the
+account and region are left to deploy time.
 """
 
 from __future__ import annotations

@@ -66,10 +66,11 @@ def lambda_like_env(
     """The environment Lambda gives a deployed function of the stack (tracing ACTIVE, as deployed).
 
     LAMBDA_TASK_ROOT makes Powertools believe it runs in Lambda, so the Tracer is enabled and
-    loads the X-Ray SDK exactly as it does in the cloud. The CUTOUTS_* names are the full list
-    that local/pipeline.py ``_configure_functions`` sets; values are placeholders (import only).
+    loads the X-Ray SDK exactly as it does in the cloud. Every setting a function reads is set:
+    the table's defaults, and placeholders for the stack's resources (import only).
     """
     from cutouts import constants as c
+    from cutouts import settings_table as t
 
     functions = str(functions_dir or FUNCTIONS)
     env = {
@@ -93,27 +94,16 @@ def lambda_like_env(
         "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": "INFO",
-        c.ENV_TABLE_NAME: "cutouts-jobs",
-        c.ENV_INPUT_PREFIX: c.DEFAULT_INPUT_PREFIX,
-        c.ENV_OUTPUT_PREFIX: c.DEFAULT_OUTPUT_PREFIX,
-        c.ENV_FAILURE_PREFIX: c.DEFAULT_FAILURE_PREFIX,
-        c.ENV_GATEWAY_BASE_URL: c.DEFAULT_GATEWAY_BASE_URL,
-        c.ENV_GATEWAY_MODEL_PATH: c.DEFAULT_GATEWAY_MODEL_PATH,
-        c.ENV_GATEWAY_KEY_SECRET: "arn:aws:secretsmanager:us-east-1:123456789012:secret:cutouts/gateway-key",
-        c.ENV_SIGNING_SECRET: "arn:aws:secretsmanager:us-east-1:123456789012:secret:cutouts/callback-signing",
-        c.ENV_CALLBACK_BASE_URL: "https://abc123.execute-api.us-east-1.amazonaws.com",
-        c.ENV_ALLOWED_MEDIA_HOSTS: ",".join(c.DEFAULT_ALLOWED_MEDIA_HOSTS),
-        c.ENV_ALLOW_HTTP_MEDIA: "false",
-        c.ENV_HTTP_TIMEOUT_SECONDS: str(c.DEFAULT_HTTP_TIMEOUT_SECONDS),
-        c.ENV_MAX_ATTEMPTS: str(c.DEFAULT_MAX_ATTEMPTS),
-        c.ENV_MAX_RECEIVES: str(c.DEFAULT_MAX_RECEIVES),
-        c.ENV_STALE_AFTER_SECONDS: str(c.DEFAULT_STALE_AFTER_SECONDS),
-        c.ENV_MAX_AGE_SECONDS: str(c.DEFAULT_MAX_AGE_SECONDS),
-        c.ENV_IN_DOUBT_GRACE_SECONDS: str(c.DEFAULT_IN_DOUBT_GRACE_SECONDS),
-        c.ENV_RETRY_BASE_SECONDS: str(c.DEFAULT_RETRY_BASE_SECONDS),
-        c.ENV_MAX_IMAGE_BYTES: str(c.DEFAULT_MAX_IMAGE_BYTES),
-        c.ENV_DLQ_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/cutouts-dlq",
-        c.ENV_SECRET_MAX_AGE_SECONDS: str(c.DEFAULT_SECRET_MAX_AGE_SECONDS),
+        **t.environment(
+            {
+                **t.DEFAULTS,
+                "table_name": "cutouts-jobs",
+                "gateway_key_secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:cutouts/gateway-key",
+                "signing_secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:cutouts/callback-signing",
+                "callback_base_url": "https://abc123.execute-api.us-east-1.amazonaws.com",
+                "dlq_url": "https://sqs.us-east-1.amazonaws.com/123456789012/cutouts-dlq",
+            }
+        ),
     }
     env.update(extra or {})
     return {k: v for k, v in env.items() if v != ""}

@@ -94,10 +94,11 @@ class CallCounter:
 class Bench:
     def __init__(self) -> None:
         from cutouts import constants as c
+        from cutouts import settings_table
         from local.gateway_emulator import FaultConfig
         from local.pipeline import LocalOptions, LocalPipeline
 
-        self.c = c
+        self.c, self.settings_table = c, settings_table
         self.pipeline = LocalPipeline(
             LocalOptions(faults=FaultConfig(processing_delay=0.0), reconcile_every=3600, emulator_workers=2)
         )
@@ -112,7 +113,8 @@ class Bench:
         p.schedule.stop()
         self.recorder = CallbackRecorder()
         p.api._handler = self.recorder
-        os.environ[self.c.ENV_SECRET_MAX_AGE_SECONDS] = str(self.c.DEFAULT_SECRET_MAX_AGE_SECONDS)  # as deployed
+        table = self.settings_table  # the secret cache as deployed, not the local stack's 5 s
+        os.environ.update(table.environment({"secret_max_age_seconds": table.DEFAULTS["secret_max_age_seconds"]}))
         from cutouts import runtime
 
         runtime.reset()
@@ -153,7 +155,7 @@ class Bench:
         from cutouts.handlers import submit, webhook
         from local.lambda_runtime import LocalContext
 
-        key = f"{self.c.DEFAULT_INPUT_PREFIX}bench/ours-{i}.jpg"
+        key = f"{self.settings_table.DEFAULTS['input_prefix']}bench/ours-{i}.jpg"
         # every image is new: the content-hash dedup must not answer from its cache
         self.s3.put_object(Bucket=self.res.bucket, Key=key, Body=unique_image(i))
         message = self._message_for(key)

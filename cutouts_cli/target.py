@@ -7,6 +7,7 @@ from typing import Any
 
 from cutouts import constants as c
 from cutouts.job_store import JobStore
+from cutouts.settings_table import DEFAULTS
 
 
 class TargetError(ValueError):
@@ -19,9 +20,9 @@ class Target:
     queue_url: str
     dlq_url: str
     table: str
-    input_prefix: str = c.DEFAULT_INPUT_PREFIX
-    output_prefix: str = c.DEFAULT_OUTPUT_PREFIX
-    failure_prefix: str = c.DEFAULT_FAILURE_PREFIX
+    input_prefix: str = DEFAULTS["input_prefix"]
+    output_prefix: str = DEFAULTS["output_prefix"]
+    failure_prefix: str = DEFAULTS["failure_prefix"]
     region: str | None = None
     endpoint_url: str | None = None
 
@@ -84,9 +85,9 @@ def target_from_stack(
     prefixes = {
         name: _prefix_of(outputs[key], bucket) if key in outputs else default
         for name, key, default in (
-            ("input_prefix", c.OUTPUT_INPUT_LOCATION, c.DEFAULT_INPUT_PREFIX),
-            ("output_prefix", c.OUTPUT_OUTPUT_LOCATION, c.DEFAULT_OUTPUT_PREFIX),
-            ("failure_prefix", c.OUTPUT_FAILURE_LOCATION, c.DEFAULT_FAILURE_PREFIX),
+            ("input_prefix", c.OUTPUT_INPUT_LOCATION, DEFAULTS["input_prefix"]),
+            ("output_prefix", c.OUTPUT_OUTPUT_LOCATION, DEFAULTS["output_prefix"]),
+            ("failure_prefix", c.OUTPUT_FAILURE_LOCATION, DEFAULTS["failure_prefix"]),
         )
     }
     return Target(

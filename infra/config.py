@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cutouts import constants as c
+from cutouts import settings_table as t
 
 # CloudWatch Logs accepts only these retention periods (days).
 # (the subset aws_cdk.aws_logs.RetentionDays names; infra.functions maps them).
@@ -65,37 +66,44 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Everything a deployer may change, with the defaults in `cutouts.constants`."""
+    """Everything a deployer may change: one field per context key of `cutouts.settings_table`.
 
-    stage: str = c.DEFAULT_STAGE
-    bucket_name: str | None = None
-    input_prefix: str = c.DEFAULT_INPUT_PREFIX
-    output_prefix: str = c.DEFAULT_OUTPUT_PREFIX
-    failure_prefix: str = c.DEFAULT_FAILURE_PREFIX
-    gateway_base_url: str = c.DEFAULT_GATEWAY_BASE_URL
-    gateway_model_path: str = c.DEFAULT_GATEWAY_MODEL_PATH
-    gateway_key_secret_name: str | None = None
-    presign_expiry_seconds: int = c.DEFAULT_PRESIGN_EXPIRY_SECONDS
-    max_concurrency: int = c.DEFAULT_MAX_CONCURRENCY
-    allowed_media_hosts: tuple[str, ...] = c.DEFAULT_ALLOWED_MEDIA_HOSTS
-    alarm_email: str | None = None
-    powertools_layer_version: int = c.DEFAULT_POWERTOOLS_LAYER_VERSION
-    max_image_bytes: int = c.DEFAULT_MAX_IMAGE_BYTES
-    max_image_pixels: int = c.DEFAULT_MAX_IMAGE_PIXELS
-    max_media_bytes: int = c.DEFAULT_MAX_MEDIA_BYTES
-    http_timeout_seconds: float = c.DEFAULT_HTTP_TIMEOUT_SECONDS
-    max_attempts: int = c.DEFAULT_MAX_ATTEMPTS
-    max_receives: int = c.DEFAULT_MAX_RECEIVES
-    stale_after_seconds: int = c.DEFAULT_STALE_AFTER_SECONDS
-    max_age_seconds: int = c.DEFAULT_MAX_AGE_SECONDS
-    in_doubt_grace_seconds: int = c.DEFAULT_IN_DOUBT_GRACE_SECONDS
-    secret_max_age_seconds: int = c.DEFAULT_SECRET_MAX_AGE_SECONDS
-    reconcile_every_minutes: int = c.DEFAULT_RECONCILE_EVERY_MINUTES
-    log_retention_days: int = c.DEFAULT_LOG_RETENTION_DAYS
-    dedup: bool = c.DEFAULT_DEDUP_ENABLED
-    job_ttl_days: int = c.DEFAULT_JOB_TTL_DAYS
-    retry_base_seconds: int = c.DEFAULT_RETRY_BASE_SECONDS
-    webhook_reserved_concurrency: int = c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY
+    Built by `parse_config`, which takes each default from the table; a test holds these fields to it.
+    """
+
+    stage: str
+    bucket_name: str | None
+    input_prefix: str
+    output_prefix: str
+    failure_prefix: str
+    gateway_base_url: str
+    gateway_model_path: str
+    gateway_key_secret_name: str | None
+    presign_expiry_seconds: int
+    max_concurrency: int
+    alarm_email: str | None
+    powertools_layer_version: int
+    max_image_bytes: int
+    max_image_pixels: int
+    max_media_bytes: int
+    allowed_media_hosts: tuple[str, ...]
+    http_timeout_seconds: float
+    max_attempts: int
+    max_receives: int
+    stale_after_seconds: int
+    max_age_seconds: int
+    in_doubt_grace_seconds: int
+    secret_max_age_seconds: int
+    reconcile_every_minutes: int
+    log_retention_days: int
+    job_ttl_days: int
+    dedup_enabled: bool
+    retry_base_seconds: int
+    webhook_reserved_concurrency: int
+
+    def values(self) -> dict[str, Any]:
+        """attribute -> value, for `settings_table.environment`."""
+        return {s.attr: getattr(self, s.attr) for s in t.CONTEXT_SETTINGS}
 
     @property
     def callback_rate_limit(self) -> int:
@@ -305,50 +313,41 @@ def _as_retention(key: str, raw: Any) -> int:
 
 _Parser = Callable[[str, Any], Any]
 
-# context key -> (dataclass field, parser). The parser receives (key, raw value).
-_KEYS: dict[str, tuple[str, _Parser]] = {
-    "stage": (
-        "stage",
-        lambda k, v: _as_pattern(k, v, _STAGE, "use 1-20 lower-case letters, digits or '-', starting with a letter"),
+
+def _parser(setting: t.Setting) -> _Parser:
+    """How the context value of ``setting`` is read: its kind, with the table's bounds."""
+    lo, hi = setting.lo, setting.hi
+    if setting.kind in (t.INT, t.FLOAT) and (lo is None or hi is None):
+        raise TypeError(f"settings_table: {setting.key} is a number and needs both bounds (lo, hi)")
+    if setting.kind == t.INT:
+        return lambda k, v: _as_int(k, v, int(lo or 0), int(hi or 0))
+    if setting.kind == t.FLOAT:
+        return lambda k, v: _as_float(k, v, float(lo or 0), float(hi or 0))
+    return _PARSERS[setting.kind]
+
+
+_PARSERS: dict[str, _Parser] = {
+    t.STAGE: lambda k, v: _as_pattern(
+        k, v, _STAGE, "use 1-20 lower-case letters, digits or '-', starting with a letter"
     ),
-    "bucketName": ("bucket_name", _as_bucket_name),
-    "inputPrefix": ("input_prefix", _as_prefix),
-    "outputPrefix": ("output_prefix", _as_prefix),
-    "failurePrefix": ("failure_prefix", _as_prefix),
-    "gatewayBaseUrl": ("gateway_base_url", _as_https_base_url),
-    "gatewayModelPath": ("gateway_model_path", _as_url_path),
-    "gatewayKeySecretName": (
-        "gateway_key_secret_name",
-        lambda k, v: (
-            None
-            if _optional_str(k, v) is None
-            else _as_pattern(
-                k, v, _SECRET_NAME, "a Secrets Manager name uses letters, digits and /_+=.@- (at most 512)"
-            )
-        ),
+    t.BUCKET: _as_bucket_name,
+    t.PREFIX: _as_prefix,
+    t.URL: _as_https_base_url,
+    t.PATH: _as_url_path,
+    t.SECRET_NAME: lambda k, v: (
+        None
+        if _optional_str(k, v) is None
+        else _as_pattern(k, v, _SECRET_NAME, "a Secrets Manager name uses letters, digits and /_+=.@- (at most 512)")
     ),
-    "presignExpirySeconds": ("presign_expiry_seconds", lambda k, v: _as_int(k, v, 60, 604_800)),
-    "maxConcurrency": ("max_concurrency", lambda k, v: _as_int(k, v, 2, 1000)),
-    "allowedMediaHosts": ("allowed_media_hosts", _as_hosts),
-    "alarmEmail": ("alarm_email", _as_email),
-    "powertoolsLayerVersion": ("powertools_layer_version", lambda k, v: _as_int(k, v, 1, 10_000)),
-    "maxImageBytes": ("max_image_bytes", lambda k, v: _as_int(k, v, 1024, 512 * 1024 * 1024)),
-    "maxImagePixels": ("max_image_pixels", lambda k, v: _as_int(k, v, 1, 1_000_000_000)),
-    "maxMediaBytes": ("max_media_bytes", lambda k, v: _as_int(k, v, 1024, 5 * 1024**3)),
-    "httpTimeoutSeconds": ("http_timeout_seconds", lambda k, v: _as_float(k, v, 1.0, 20.0)),
-    "maxAttempts": ("max_attempts", lambda k, v: _as_int(k, v, 1, 10)),
-    "maxReceives": ("max_receives", lambda k, v: _as_int(k, v, 1, 1000)),
-    "staleAfterSeconds": ("stale_after_seconds", lambda k, v: _as_int(k, v, 30, 86_400)),
-    "maxAgeSeconds": ("max_age_seconds", lambda k, v: _as_int(k, v, 60, 14 * 86_400)),
-    "inDoubtGraceSeconds": ("in_doubt_grace_seconds", lambda k, v: _as_int(k, v, 0, 86_400)),
-    "secretMaxAgeSeconds": ("secret_max_age_seconds", lambda k, v: _as_int(k, v, 0, 3600)),
-    "reconcileEveryMinutes": ("reconcile_every_minutes", lambda k, v: _as_int(k, v, 1, 1440)),
-    "logRetentionDays": ("log_retention_days", _as_retention),
-    "dedup": ("dedup", _as_bool),
-    "jobTtlDays": ("job_ttl_days", lambda k, v: _as_int(k, v, 1, 3650)),
-    "retryBaseSeconds": ("retry_base_seconds", lambda k, v: _as_int(k, v, 0, 3600)),
-    "webhookReservedConcurrency": ("webhook_reserved_concurrency", _as_reserved_concurrency),
+    t.HOSTS: _as_hosts,
+    t.EMAIL: _as_email,
+    t.BOOL: _as_bool,
+    t.LOG_RETENTION: _as_retention,
+    t.RESERVED_CONCURRENCY: _as_reserved_concurrency,
 }
+
+# context key -> (StackConfig field, parser). The parser receives (key, raw value).
+_KEYS: dict[str, tuple[str, _Parser]] = {s.key: (s.attr, _parser(s)) for s in t.CONTEXT_SETTINGS if s.key}
 
 CONTEXT_KEYS: tuple[str, ...] = tuple(_KEYS)
 
@@ -407,9 +406,7 @@ def parse_config(context: Mapping[str, Any]) -> StackConfig:
     values: dict[str, Any] = {}
     for key, (field, parser) in _KEYS.items():
         raw = context.get(key)
-        if raw is None:
-            continue
-        values[field] = parser(key, raw)
+        values[field] = t.DEFAULTS[field] if raw is None else parser(key, raw)
     cfg = StackConfig(**values)
     _check_prefixes(cfg)
     _check_consistency(cfg)

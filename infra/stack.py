@@ -12,6 +12,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cutouts import constants as c
+from cutouts import settings_table as t
 from infra import nag
 from infra.api import CallbackApi
 from infra.config import StackConfig
@@ -54,7 +55,7 @@ class CutoutsStack(Stack):
 
         code = functions_code(self, code_dir, find_python(RUNTIME_PYTHON))
         layer = powertools_layer(self, config.powertools_layer_version)
-        common_env = self._common_environment(config, storage, secrets)
+        env_values = self._environment_values(config, storage, secrets)
 
         def make(
             construct_id: str,
@@ -62,7 +63,7 @@ class CutoutsStack(Stack):
             timeout: Duration,
             description: str,
             *,
-            extra: dict[str, str] | None = None,
+            function: str,
             reserved_concurrency: int | None = None,
         ) -> CutoutsFunction:
             return CutoutsFunction(
@@ -74,7 +75,7 @@ class CutoutsStack(Stack):
                 handler=handler,
                 timeout=timeout,
                 description=description,
-                environment={**common_env, **(extra or {})},
+                environment=t.environment(env_values, function),
                 reserved_concurrency=reserved_concurrency,
             )
 
@@ -83,24 +84,26 @@ class CutoutsStack(Stack):
             c.WEBHOOK_HANDLER,
             WEBHOOK_TIMEOUT,
             "Cutouts: verifies gateway callbacks, stores cutouts",
+            function=t.WEBHOOK,
             # Reserved: a flood on the public callback API can neither starve the webhook nor use up
             # the account's concurrency; the API's burst equals it (infra/config.py).
             reserved_concurrency=config.webhook_reserved_concurrency,
         )
         api = CallbackApi(self, "CallbackApi", config=config, webhook=webhook.function)
+        env_values["callback_base_url"] = api.url
         submit = make(
             "Submit",
             c.SUBMIT_HANDLER,
             SUBMIT_TIMEOUT,
             "Cutouts: submits uploaded images to the gateway",
-            extra={c.ENV_CALLBACK_BASE_URL: api.url},
+            function=t.SUBMIT,
         )
         reconcile = make(
             "Reconcile",
             c.RECONCILE_HANDLER,
             RECONCILE_TIMEOUT,
             "Cutouts: polls, resubmits or fails jobs whose callback never came",
-            extra={c.ENV_CALLBACK_BASE_URL: api.url, c.ENV_DLQ_URL: storage.dead_letter_queue.queue_url},
+            function=t.RECONCILE,
         )
         self.submit, self.webhook, self.reconcile, self.api = submit, webhook, reconcile, api
 
@@ -152,32 +155,18 @@ class CutoutsStack(Stack):
     # ------------------------------------------------------------------ environment
 
     @staticmethod
-    def _common_environment(config: StackConfig, storage: Storage, secrets: Secrets) -> dict[str, str]:
-        """Settings every function reads. Secrets appear only as ARNs/names, never as values."""
+    def _environment_values(config: StackConfig, storage: Storage, secrets: Secrets) -> dict[str, object]:
+        """The functions' settings: the deployer's, plus the resources' names (the callback URL follows).
+
+        Each function gets the variables its table entries name (cutouts/settings_table.py).
+        Secrets appear only as ARNs/names, never as values.
+        """
         return {
-            c.ENV_TABLE_NAME: storage.table.table_name,
-            c.ENV_INPUT_PREFIX: config.input_prefix,
-            c.ENV_OUTPUT_PREFIX: config.output_prefix,
-            c.ENV_FAILURE_PREFIX: config.failure_prefix,
-            c.ENV_GATEWAY_BASE_URL: config.gateway_base_url,
-            c.ENV_GATEWAY_MODEL_PATH: config.gateway_model_path,
-            c.ENV_GATEWAY_KEY_SECRET: secrets.gateway_key_reference,
-            c.ENV_SIGNING_SECRET: secrets.signing_key.secret_arn,
-            c.ENV_PRESIGN_EXPIRY_SECONDS: str(config.presign_expiry_seconds),
-            c.ENV_MAX_IMAGE_BYTES: str(config.max_image_bytes),
-            c.ENV_MAX_IMAGE_PIXELS: str(config.max_image_pixels),
-            c.ENV_MAX_MEDIA_BYTES: str(config.max_media_bytes),
-            c.ENV_ALLOWED_MEDIA_HOSTS: ",".join(config.allowed_media_hosts),
-            c.ENV_HTTP_TIMEOUT_SECONDS: str(config.http_timeout_seconds),
-            c.ENV_MAX_ATTEMPTS: str(config.max_attempts),
-            c.ENV_MAX_RECEIVES: str(config.max_receives),
-            c.ENV_STALE_AFTER_SECONDS: str(config.stale_after_seconds),
-            c.ENV_MAX_AGE_SECONDS: str(config.max_age_seconds),
-            c.ENV_IN_DOUBT_GRACE_SECONDS: str(config.in_doubt_grace_seconds),
-            c.ENV_SECRET_MAX_AGE_SECONDS: str(config.secret_max_age_seconds),
-            c.ENV_JOB_TTL_DAYS: str(config.job_ttl_days),
-            c.ENV_DEDUP_ENABLED: "true" if config.dedup else "false",
-            c.ENV_RETRY_BASE_SECONDS: str(config.retry_base_seconds),
+            **config.values(),
+            "table_name": storage.table.table_name,
+            "gateway_key_secret": secrets.gateway_key_reference,
+            "signing_secret": secrets.signing_key.secret_arn,
+            "dlq_url": storage.dead_letter_queue.queue_url,
         }
 
     # ------------------------------------------------------------------ permissions

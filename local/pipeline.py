@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from cutouts import constants as c
 from cutouts import keys
+from cutouts import settings_table as t
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
 from local.gateway_emulator import FaultConfig, GatewayEmulator
 from local.lambda_runtime import ExecutionEnvironments, HttpApi, Schedule, SqsEventSource
@@ -26,15 +27,18 @@ DEFAULT_API_KEY = "local-test-key"  # the emulator's key; not a secret
 
 @dataclass
 class LocalOptions:
-    """Local defaults are seconds where the deployed stack has minutes, so a run recovers in-run."""
+    """Local defaults are seconds where the deployed stack has minutes, so a run recovers in-run.
+
+    A field named like a setting (cutouts/settings_table.py) overrides it for the functions.
+    """
 
     gateway_url: str | None = None
     api_key: str | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
     aws_faults: AwsFaultConfig = field(default_factory=AwsFaultConfig)  # on the functions' S3 and DynamoDB calls
-    input_prefix: str = c.DEFAULT_INPUT_PREFIX
-    output_prefix: str = c.DEFAULT_OUTPUT_PREFIX
-    failure_prefix: str = c.DEFAULT_FAILURE_PREFIX
+    input_prefix: str = t.DEFAULTS["input_prefix"]
+    output_prefix: str = t.DEFAULTS["output_prefix"]
+    failure_prefix: str = t.DEFAULTS["failure_prefix"]
     reconcile_every: float = 1.0
     stale_after_seconds: int = 3
     in_doubt_grace_seconds: int = 4
@@ -47,7 +51,8 @@ class LocalOptions:
     webhook_environments: int = 4
     emulator_workers: int = 4
     http_timeout_seconds: float = 5.0
-    max_image_bytes: int = c.DEFAULT_MAX_IMAGE_BYTES
+    max_image_bytes: int = t.DEFAULTS["max_image_bytes"]
+    secret_max_age_seconds: int = 5
     log_level: str = "ERROR"
 
 
@@ -154,29 +159,22 @@ class LocalPipeline:
     def _configure_functions(self, gateway_base: str, model_path: str) -> None:
         opts, res = self.options, self.resources
         media = urlsplit(gateway_base)
+        overrides = {f.name: getattr(opts, f.name) for f in fields(opts) if f.name in t.BY_ATTR}
+        settings = {
+            **overrides,
+            "table_name": res.table_name,
+            "gateway_base_url": gateway_base,
+            "gateway_model_path": model_path,
+            "gateway_key_secret": res.gateway_key_secret,
+            "signing_secret": res.signing_secret,
+            "callback_base_url": self.callback_base_url,
+            "allowed_media_hosts": (media.netloc.lower(),),
+            "allow_http_media": media.scheme == "http",
+            "dlq_url": res.dlq_url,
+        }
         os.environ.update(
             {
-                c.ENV_TABLE_NAME: res.table_name,
-                c.ENV_INPUT_PREFIX: opts.input_prefix,
-                c.ENV_OUTPUT_PREFIX: opts.output_prefix,
-                c.ENV_FAILURE_PREFIX: opts.failure_prefix,
-                c.ENV_GATEWAY_BASE_URL: gateway_base,
-                c.ENV_GATEWAY_MODEL_PATH: model_path,
-                c.ENV_GATEWAY_KEY_SECRET: res.gateway_key_secret,
-                c.ENV_SIGNING_SECRET: res.signing_secret,
-                c.ENV_CALLBACK_BASE_URL: self.callback_base_url,
-                c.ENV_ALLOWED_MEDIA_HOSTS: media.netloc.lower(),
-                c.ENV_ALLOW_HTTP_MEDIA: "true" if media.scheme == "http" else "false",
-                c.ENV_HTTP_TIMEOUT_SECONDS: str(opts.http_timeout_seconds),
-                c.ENV_MAX_ATTEMPTS: str(opts.max_attempts),
-                c.ENV_MAX_RECEIVES: str(opts.max_receives),
-                c.ENV_STALE_AFTER_SECONDS: str(opts.stale_after_seconds),
-                c.ENV_MAX_AGE_SECONDS: str(opts.max_age_seconds),
-                c.ENV_IN_DOUBT_GRACE_SECONDS: str(opts.in_doubt_grace_seconds),
-                c.ENV_RETRY_BASE_SECONDS: str(opts.retry_base_seconds),
-                c.ENV_MAX_IMAGE_BYTES: str(opts.max_image_bytes),
-                c.ENV_DLQ_URL: res.dlq_url,
-                c.ENV_SECRET_MAX_AGE_SECONDS: "5",
+                **t.environment(settings),
                 "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
                 "POWERTOOLS_METRICS_DISABLED": "true",
@@ -273,4 +271,4 @@ def _split_gateway_url(url: str) -> tuple[str, str]:
         raise ValueError(f"--gateway-url {url!r} must look like https://host[:port][/model/path]")
     base = f"{parts.scheme}://{parts.netloc}"
     path = parts.path.rstrip("/")
-    return base, path or c.DEFAULT_GATEWAY_MODEL_PATH
+    return base, path or t.DEFAULTS["gateway_model_path"]

@@ -1,14 +1,15 @@
 """Function settings, read once at cold start into a typed object.
 
+Names, defaults and kinds come from `cutouts.settings_table`; a test holds `Settings`' fields to it.
 A missing or malformed variable fails loudly with its name, at init, not halfway through an image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
-from cutouts import constants as c
+from cutouts import settings_table as t
 
 
 class SettingsError(ValueError):
@@ -16,7 +17,7 @@ class SettingsError(ValueError):
 
 
 class Settings(NamedTuple):
-    """Every value the functions read from their environment.
+    """Every value the functions read from their environment (one field per table entry with an env var).
 
     Immutable records in this package are NamedTuples rather than frozen dataclasses: creating the
     class costs a tenth as much at import, which every cold start pays (see README, Performance).
@@ -30,7 +31,6 @@ class Settings(NamedTuple):
     gateway_model_path: str
     gateway_key_secret: str
     signing_secret: str
-    callback_base_url: str
     presign_expiry_seconds: int
     max_image_bytes: int
     max_image_pixels: int
@@ -43,99 +43,94 @@ class Settings(NamedTuple):
     stale_after_seconds: int
     max_age_seconds: int
     in_doubt_grace_seconds: int
-    dlq_url: str
     secret_max_age_seconds: int
     job_ttl_days: int
     dedup_enabled: bool
     retry_base_seconds: int
+    callback_base_url: str
+    dlq_url: str
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise SettingsError(f"setting {name} is missing or empty")
-    return value
+def _str(env: Mapping[str, str], s: t.Setting) -> str:
+    if s.default is None:  # required: the stack always sets it
+        value = env.get(s.env or "", "").strip()
+        if not value:
+            raise SettingsError(f"setting {s.env} is missing or empty")
+        return value
+    return env.get(s.env or "") or s.default
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
+def _int(env: Mapping[str, str], s: t.Setting) -> int:
+    raw = env.get(s.env or "")
     if raw is None or raw == "":
-        return default
+        return int(s.default)
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"setting {name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise SettingsError(f"setting {name}={value} must be at least {minimum}")
+        raise SettingsError(f"setting {s.env}={raw!r} is not an integer") from None
+    minimum = s.lo if s.floor is None else s.floor
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"setting {s.env}={value} must be at least {int(minimum)}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
+def _float(env: Mapping[str, str], s: t.Setting) -> float:
+    raw = env.get(s.env or "")
     if raw is None or raw == "":
-        return default
+        return float(s.default)
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"setting {name}={raw!r} is not a number") from None
+        raise SettingsError(f"setting {s.env}={raw!r} is not a number") from None
     if value <= 0:
-        raise SettingsError(f"setting {name}={value} must be positive")
+        raise SettingsError(f"setting {s.env}={value} must be positive")
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
+def _bool(env: Mapping[str, str], s: t.Setting) -> bool:
+    raw = env.get(s.env or "", "").strip().lower()
     if not raw:
-        return default
+        return bool(s.default)
     if raw in ("1", "true", "yes"):
         return True
     if raw in ("0", "false", "no"):
         return False
-    raise SettingsError(f"setting {name}={raw!r} is not a boolean (true/false)")
+    raise SettingsError(f"setting {s.env}={raw!r} is not a boolean (true/false)")
 
 
-def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name) or default
+def _prefix(env: Mapping[str, str], s: t.Setting) -> str:
+    value = env.get(s.env or "") or s.default
     if not value.endswith("/") or value.startswith("/"):
-        raise SettingsError(f"setting {name}={value!r} must be a key prefix like 'uploads/'")
-    return value
+        raise SettingsError(f"setting {s.env}={value!r} must be a key prefix like 'uploads/'")
+    return str(value)
+
+
+def _url(env: Mapping[str, str], s: t.Setting) -> str:
+    return _str(env, s).rstrip("/")
+
+
+def _hosts(env: Mapping[str, str], s: t.Setting) -> frozenset[str]:
+    hosts = frozenset(h.strip().lower() for h in env.get(s.env or "", "").split(",") if h.strip())
+    return hosts or frozenset(s.default)
+
+
+_READERS: dict[str, Callable[[Mapping[str, str], t.Setting], Any]] = {
+    t.STR: _str,
+    t.PATH: _str,
+    t.URL: _url,
+    t.PREFIX: _prefix,
+    t.INT: _int,
+    t.FLOAT: _float,
+    t.BOOL: _bool,
+    t.HOSTS: _hosts,
+}
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping (os.environ in Lambda)."""
-    hosts = frozenset(h.strip().lower() for h in env.get(c.ENV_ALLOWED_MEDIA_HOSTS, "").split(",") if h.strip())
-    settings = Settings(
-        table_name=_required(env, c.ENV_TABLE_NAME),
-        input_prefix=_prefix(env, c.ENV_INPUT_PREFIX, c.DEFAULT_INPUT_PREFIX),
-        output_prefix=_prefix(env, c.ENV_OUTPUT_PREFIX, c.DEFAULT_OUTPUT_PREFIX),
-        failure_prefix=_prefix(env, c.ENV_FAILURE_PREFIX, c.DEFAULT_FAILURE_PREFIX),
-        gateway_base_url=(env.get(c.ENV_GATEWAY_BASE_URL) or c.DEFAULT_GATEWAY_BASE_URL).rstrip("/"),
-        gateway_model_path=env.get(c.ENV_GATEWAY_MODEL_PATH) or c.DEFAULT_GATEWAY_MODEL_PATH,
-        gateway_key_secret=_required(env, c.ENV_GATEWAY_KEY_SECRET),
-        signing_secret=_required(env, c.ENV_SIGNING_SECRET),
-        callback_base_url=env.get(c.ENV_CALLBACK_BASE_URL, "").rstrip("/"),
-        presign_expiry_seconds=_int(env, c.ENV_PRESIGN_EXPIRY_SECONDS, c.DEFAULT_PRESIGN_EXPIRY_SECONDS, 60),
-        max_image_bytes=_int(env, c.ENV_MAX_IMAGE_BYTES, c.DEFAULT_MAX_IMAGE_BYTES, 1),
-        max_image_pixels=_int(env, c.ENV_MAX_IMAGE_PIXELS, c.DEFAULT_MAX_IMAGE_PIXELS, 1),
-        max_media_bytes=_int(env, c.ENV_MAX_MEDIA_BYTES, c.DEFAULT_MAX_MEDIA_BYTES, 1),
-        allowed_media_hosts=hosts or frozenset(c.DEFAULT_ALLOWED_MEDIA_HOSTS),
-        allow_http_media=_bool(env, c.ENV_ALLOW_HTTP_MEDIA, False),
-        http_timeout_seconds=_float(env, c.ENV_HTTP_TIMEOUT_SECONDS, c.DEFAULT_HTTP_TIMEOUT_SECONDS),
-        max_attempts=_int(env, c.ENV_MAX_ATTEMPTS, c.DEFAULT_MAX_ATTEMPTS, 1),
-        max_receives=_int(env, c.ENV_MAX_RECEIVES, c.DEFAULT_MAX_RECEIVES, 1),
-        stale_after_seconds=_int(env, c.ENV_STALE_AFTER_SECONDS, c.DEFAULT_STALE_AFTER_SECONDS, 0),
-        max_age_seconds=_int(env, c.ENV_MAX_AGE_SECONDS, c.DEFAULT_MAX_AGE_SECONDS, 1),
-        in_doubt_grace_seconds=_int(env, c.ENV_IN_DOUBT_GRACE_SECONDS, c.DEFAULT_IN_DOUBT_GRACE_SECONDS, 0),
-        dlq_url=env.get(c.ENV_DLQ_URL, ""),
-        secret_max_age_seconds=_int(env, c.ENV_SECRET_MAX_AGE_SECONDS, c.DEFAULT_SECRET_MAX_AGE_SECONDS, 0),
-        job_ttl_days=_int(env, c.ENV_JOB_TTL_DAYS, c.DEFAULT_JOB_TTL_DAYS, 1),
-        dedup_enabled=_bool(env, c.ENV_DEDUP_ENABLED, True),
-        retry_base_seconds=_int(env, c.ENV_RETRY_BASE_SECONDS, c.DEFAULT_RETRY_BASE_SECONDS, 0),
-    )
-    for name, prefix in (
-        (c.ENV_OUTPUT_PREFIX, settings.output_prefix),
-        (c.ENV_FAILURE_PREFIX, settings.failure_prefix),
-    ):
+    settings = Settings(**{s.attr: _READERS[s.kind](env, s) for s in t.ENV_SETTINGS})
+    for attr in ("output_prefix", "failure_prefix"):
+        prefix = getattr(settings, attr)
         if prefix.startswith(settings.input_prefix) or settings.input_prefix.startswith(prefix):
-            raise SettingsError(f"setting {name}={prefix!r} overlaps the input prefix: it would loop")
+            raise SettingsError(f"setting {t.ENV_NAMES[attr]}={prefix!r} overlaps the input prefix: it would loop")
     return settings

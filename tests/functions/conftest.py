@@ -29,6 +29,8 @@ from cutouts_testkit import (
     sqs_event,
 )
 
+from cutouts.settings_table import environment
+
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cutouts")
@@ -139,15 +141,19 @@ def cutouts(moto_server, clients, gateway, evil, monkeypatch) -> Cutouts:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "AWS_ENDPOINT_URL": moto_server,
-        "CUTOUTS_TABLE_NAME": TABLE,
-        "CUTOUTS_GATEWAY_BASE_URL": gateway.base_url,
-        "CUTOUTS_GATEWAY_KEY_SECRET": GATEWAY_KEY_SECRET,
-        "CUTOUTS_SIGNING_SECRET": SIGNING_SECRET,
-        "CUTOUTS_CALLBACK_BASE_URL": CALLBACK_BASE,
-        "CUTOUTS_ALLOWED_MEDIA_HOSTS": gateway.host,
-        "CUTOUTS_ALLOW_HTTP_MEDIA": "true",
-        "CUTOUTS_HTTP_TIMEOUT_SECONDS": "2",
-        "CUTOUTS_DLQ_URL": dlq_url,
+        **environment(
+            {
+                "table_name": TABLE,
+                "gateway_base_url": gateway.base_url,
+                "gateway_key_secret": GATEWAY_KEY_SECRET,
+                "signing_secret": SIGNING_SECRET,
+                "callback_base_url": CALLBACK_BASE,
+                "allowed_media_hosts": (gateway.host,),
+                "allow_http_media": True,
+                "http_timeout_seconds": 2,
+                "dlq_url": dlq_url,
+            }
+        ),
     }
     for name in [n for n in os.environ if n.startswith("CUTOUTS_")]:
         monkeypatch.delenv(name)

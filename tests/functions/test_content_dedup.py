@@ -9,6 +9,7 @@ import pytest
 from cutouts_testkit import cutout_png, image_bytes
 
 from cutouts import constants as c
+from cutouts.settings_table import ENV_NAMES
 
 JPEG = image_bytes("JPEG", (40, 30))
 OTHER_JPEG = image_bytes("JPEG", (30, 40))
@@ -127,7 +128,7 @@ def test_dedup_turned_off_pays_for_every_upload(cutouts, monkeypatch):
     # Given de-duplication switched off in the settings
     from cutouts import runtime
 
-    monkeypatch.setenv(c.ENV_DEDUP_ENABLED, "false")
+    monkeypatch.setenv(ENV_NAMES["dedup_enabled"], "false")
     runtime.reset()
     services = cutouts.services()
     finish(cutouts, services, submit(cutouts, services, "uploads/a.jpg", JPEG))

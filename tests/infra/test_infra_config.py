@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cutouts import constants as c
+from cutouts import settings_table as t
 from infra.config import CONTEXT_KEYS, ConfigError, StackConfig, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,23 +18,39 @@ def cdk_json_context() -> dict[str, Any]:
     return json.loads((ROOT / "cdk.json").read_text())["context"]
 
 
-def test_cdk_json_lists_every_key_with_the_code_defaults() -> None:
-    # Given the context block of cdk.json
+def test_cdk_json_deploys_the_table_defaults() -> None:
+    # Given the context block of cdk.json (feature flags only: the defaults live in the settings table)
     context = cdk_json_context()
     # When it is parsed
     config = parse_config(context)
-    # Then it documents every key and its values are exactly the code defaults
-    assert set(CONTEXT_KEYS) <= set(context)
-    assert config == StackConfig()
+    # Then the repository's deployment is the default one
+    assert config == parse_config({})
 
 
-def test_defaults_match_constants() -> None:
+def test_an_absent_key_takes_the_table_default() -> None:
+    # Given no context at all
     config = parse_config({})
-    assert config.stack_name == "Cutouts-dev"
-    assert config.input_prefix == c.DEFAULT_INPUT_PREFIX
-    assert config.allowed_media_hosts == c.DEFAULT_ALLOWED_MEDIA_HOSTS
-    assert config.retain_data is False
+    # Then every field is its setting's default, and the stage's derived values follow
+    assert {field: getattr(config, field) for field in StackConfig.__dataclass_fields__} == {
+        s.attr: s.default for s in t.CONTEXT_SETTINGS
+    }
+    assert config.stack_name == "Cutouts-dev" and config.retain_data is False
     assert config.bucket_name is None and config.gateway_key_secret_name is None and config.alarm_email is None
+
+
+def test_stack_config_has_one_field_per_context_key_of_the_table() -> None:
+    # A setting added to the table needs its typed field (and nothing else) here, in table order.
+    assert tuple(StackConfig.__dataclass_fields__) == tuple(s.attr for s in t.CONTEXT_SETTINGS)
+    assert tuple(s.key for s in t.CONTEXT_SETTINGS) == CONTEXT_KEYS
+
+
+def test_readme_configuration_table_is_the_settings_table() -> None:
+    # Given the README's configuration table (from its header row to the first blank line)
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| key | default | rule and meaning |")
+    documented = readme[start : readme.index("\n\n", start) + 1]
+    # Then it is exactly what the table generates (regenerate: python -m cutouts.settings_table)
+    assert documented == t.readme_table()
 
 
 def test_cli_strings_are_converted() -> None:
@@ -50,7 +66,7 @@ def test_cli_strings_are_converted() -> None:
         }
     )
     assert config.max_concurrency == 10
-    assert config.dedup is False
+    assert config.dedup_enabled is False
     assert config.allowed_media_hosts == ("a.example.com", "b.example.com")
     assert config.http_timeout_seconds == 5.0
     assert config.stack_name == "Cutouts-prod" and config.retain_data is True
@@ -152,12 +168,24 @@ def test_webhook_concurrency_too_low_for_the_callbacks_submit_can_cause_is_refus
 
 
 def test_callback_throttle_is_derived_from_submit_and_webhook_concurrency() -> None:
-    # Given the defaults and a larger deployment
-    default, larger = parse_config({}), parse_config({"maxConcurrency": 25, "webhookReservedConcurrency": 150})
-    # Then the rate is what submit can cause and the burst what the webhook can start at once
-    assert (default.callback_rate_limit, default.callback_burst_limit) == (4 * c.DEFAULT_MAX_CONCURRENCY, 20)
-    assert (larger.callback_rate_limit, larger.callback_burst_limit) == (100, 150)
-    assert default.webhook_reserved_concurrency == c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY
+    # Given the defaults (5 submit slots, 20 webhook executions) and two larger deployments
+    default = parse_config({})
+    larger = parse_config({"maxConcurrency": 25, "webhookReservedConcurrency": 150})
+    more_webhook = parse_config({"maxConcurrency": 25, "webhookReservedConcurrency": 300})
+    # Then the rate is what submit can cause (slots x 2 submissions/s x 2 deliveries), whatever the webhook has
+    rates = [cfg.callback_rate_limit for cfg in (default, larger, more_webhook)]
+    assert rates == [20, 100, 100]
+    # And the burst is what the webhook can run at once, whatever submit has
+    bursts = [cfg.callback_burst_limit for cfg in (default, larger, more_webhook)]
+    assert bursts == [20, 150, 300]
+
+
+def test_webhook_concurrency_equal_to_the_callback_rate_is_enough() -> None:
+    # Given 7 submit slots: up to 28 callbacks a second
+    # Then a webhook reservation of exactly 28 is accepted, and one less is refused
+    assert parse_config({"maxConcurrency": 7, "webhookReservedConcurrency": 28}).callback_burst_limit == 28
+    with pytest.raises(ConfigError, match="at least 28"):
+        parse_config({"maxConcurrency": 7, "webhookReservedConcurrency": 27})
 
 
 @pytest.mark.parametrize("key", ["callbackRateLimit", "callbackBurstLimit"])

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from cutouts import constants as c
+from cutouts.settings_table import DEFAULTS
 
 
 def _ids(template_json: dict[str, Any]) -> dict[str, str]:
@@ -57,7 +58,7 @@ def _list_under(ids: dict[str, str], *prefixes: str) -> dict[str, Any]:
 def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     secrets = [{"Ref": ids["gateway_key"]}, {"Ref": ids["signing_key"]}]
     xray = _stmt(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
-    uploads, cutouts, failed = c.DEFAULT_INPUT_PREFIX, c.DEFAULT_OUTPUT_PREFIX, c.DEFAULT_FAILURE_PREFIX
+    uploads, cutouts, failed = DEFAULTS["input_prefix"], DEFAULTS["output_prefix"], DEFAULTS["failure_prefix"]
     cutout_actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 
     def logs(name: str) -> dict[str, Any]:
@@ -172,7 +173,8 @@ def test_missing_keys_answer_404_to_the_functions_that_read_them(template: Templ
     # Given S3 answers a GET/HEAD of a missing key with 403 unless the caller may list the bucket,
     # Then submit and reconcile (sources, cutouts) and the webhook (cutouts) may list, but only
     # under the prefixes they read
-    for prefixes in ([c.DEFAULT_INPUT_PREFIX + "*", c.DEFAULT_OUTPUT_PREFIX + "*"], [c.DEFAULT_OUTPUT_PREFIX + "*"]):
+    uploads, cutouts = DEFAULTS["input_prefix"], DEFAULTS["output_prefix"]
+    for prefixes in ([uploads + "*", cutouts + "*"], [cutouts + "*"]):
         template.has_resource_properties(
             "AWS::IAM::Policy",
             {

@@ -19,6 +19,7 @@ from synth_helpers import make_app
 
 import app as cdk_app
 from cutouts import constants as c
+from cutouts.settings_table import ENV_NAMES
 from infra.functions import RUNTIME
 from infra.packaging import RUNTIME_PYTHON, build_package, find_python
 
@@ -147,11 +148,11 @@ def _env_for(template: dict[str, Any], handler: str) -> dict[str, str]:
         if v["Type"] == "AWS::Lambda::Function" and v["Properties"].get("Handler") == handler
     ]
     stand_ins = {
-        c.ENV_TABLE_NAME: "cutouts-jobs",
-        c.ENV_GATEWAY_KEY_SECRET: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gateway-AbCdEf",
-        c.ENV_SIGNING_SECRET: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing-AbCdEf",
-        c.ENV_CALLBACK_BASE_URL: "https://abc123.execute-api.eu-west-1.amazonaws.com",
-        c.ENV_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+        ENV_NAMES["table_name"]: "cutouts-jobs",
+        ENV_NAMES["gateway_key_secret"]: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gateway-AbCdEf",
+        ENV_NAMES["signing_secret"]: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing-AbCdEf",
+        ENV_NAMES["callback_base_url"]: "https://abc123.execute-api.eu-west-1.amazonaws.com",
+        ENV_NAMES["dlq_url"]: "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
     }
     env: dict[str, str] = {}
     for name, value in fn["Properties"]["Environment"]["Variables"].items():

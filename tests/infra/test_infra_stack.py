@@ -10,6 +10,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from cutouts import constants as c
+from cutouts.settings_table import DEFAULTS, ENV_NAMES
 from infra.api import ACCESS_LOG_FORMAT
 from infra.config import ConfigError
 
@@ -80,7 +81,7 @@ def test_only_the_input_prefix_notifies_the_queue(template: Template) -> None:
                 "QueueConfigurations": [
                     {
                         "Events": ["s3:ObjectCreated:*"],
-                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": c.DEFAULT_INPUT_PREFIX}]}},
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": DEFAULTS["input_prefix"]}]}},
                         "QueueArn": Match.any_value(),
                     }
                 ]
@@ -124,7 +125,7 @@ def test_queue_has_dlq_tls_encryption_and_six_times_visibility(template: Templat
         {
             "VisibilityTimeout": 6 * 30,
             "SqsManagedSseEnabled": True,
-            "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": c.DEFAULT_MAX_RECEIVES},
+            "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": DEFAULTS["max_receives"]},
         },
     )
     template.has_resource_properties(
@@ -149,7 +150,7 @@ def test_submit_reads_the_queue_with_partial_batches_and_a_cap(template: Templat
         {
             "BatchSize": 10,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
-            "ScalingConfig": {"MaximumConcurrency": c.DEFAULT_MAX_CONCURRENCY},
+            "ScalingConfig": {"MaximumConcurrency": DEFAULTS["max_concurrency"]},
             "MaximumBatchingWindowInSeconds": 1,
         },
     )
@@ -175,34 +176,34 @@ def test_functions_runtime_layer_tracing_and_logs(template_json: dict[str, Any],
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     (layer,) = props["Layers"]
     layer_arn = json.dumps(layer)
-    assert f":017000801446:layer:{c.POWERTOOLS_LAYER_NAME}:{c.DEFAULT_POWERTOOLS_LAYER_VERSION}" in layer_arn
+    assert f":017000801446:layer:{c.POWERTOOLS_LAYER_NAME}:{DEFAULTS['powertools_layer_version']}" in layer_arn
     assert "AWS::Region" in layer_arn
     env = props["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == c.SERVICE_NAME
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == c.METRICS_NAMESPACE
-    assert env[c.ENV_INPUT_PREFIX] == c.DEFAULT_INPUT_PREFIX
-    assert env[c.ENV_OUTPUT_PREFIX] == c.DEFAULT_OUTPUT_PREFIX
-    assert env[c.ENV_FAILURE_PREFIX] == c.DEFAULT_FAILURE_PREFIX
-    assert env[c.ENV_GATEWAY_BASE_URL] == c.DEFAULT_GATEWAY_BASE_URL
-    assert env[c.ENV_GATEWAY_MODEL_PATH] == c.DEFAULT_GATEWAY_MODEL_PATH
-    assert env[c.ENV_PRESIGN_EXPIRY_SECONDS] == str(c.DEFAULT_PRESIGN_EXPIRY_SECONDS)
-    assert env[c.ENV_ALLOWED_MEDIA_HOSTS] == ",".join(c.DEFAULT_ALLOWED_MEDIA_HOSTS)
-    assert env[c.ENV_DEDUP_ENABLED] == "true"
+    assert env[ENV_NAMES["input_prefix"]] == DEFAULTS["input_prefix"]
+    assert env[ENV_NAMES["output_prefix"]] == DEFAULTS["output_prefix"]
+    assert env[ENV_NAMES["failure_prefix"]] == DEFAULTS["failure_prefix"]
+    assert env[ENV_NAMES["gateway_base_url"]] == DEFAULTS["gateway_base_url"]
+    assert env[ENV_NAMES["gateway_model_path"]] == DEFAULTS["gateway_model_path"]
+    assert env[ENV_NAMES["presign_expiry_seconds"]] == str(DEFAULTS["presign_expiry_seconds"])
+    assert env[ENV_NAMES["allowed_media_hosts"]] == ",".join(DEFAULTS["allowed_media_hosts"])
+    assert env[ENV_NAMES["dedup_enabled"]] == "true"
     table_id = next(iter(resources(template_json, "AWS::DynamoDB::Table")))
-    assert env[c.ENV_TABLE_NAME] == {"Ref": table_id}
-    assert c.ENV_ALLOW_HTTP_MEDIA not in env  # local stack only
+    assert env[ENV_NAMES["table_name"]] == {"Ref": table_id}
+    assert ENV_NAMES["allow_http_media"] not in env  # local stack only
     # Each function logs to its own log group (retention set there).
     (log_group_id,) = [
         k for k in resources(template_json, "AWS::Logs::LogGroup") if k in json.dumps(props["LoggingConfig"])
     ]
-    assert template_json["Resources"][log_group_id]["Properties"]["RetentionInDays"] == c.DEFAULT_LOG_RETENTION_DAYS
+    assert template_json["Resources"][log_group_id]["Properties"]["RetentionInDays"] == DEFAULTS["log_retention_days"]
 
 
 def test_every_setting_the_functions_read_is_set(template_json: dict[str, Any]) -> None:
     # Every ENV_* name in constants reaches the functions, except the local-only switch and the
     # function-specific ones checked below: a new setting cannot be forgotten in the stack.
     names = {v for k, v in vars(c).items() if k.startswith("ENV_")}
-    specific = {c.ENV_CALLBACK_BASE_URL, c.ENV_DLQ_URL, c.ENV_ALLOW_HTTP_MEDIA}
+    specific = {ENV_NAMES["callback_base_url"], ENV_NAMES["dlq_url"], ENV_NAMES["allow_http_media"]}
     for handler, fn in our_functions(template_json).items():
         missing = names - specific - set(fn["Properties"]["Environment"]["Variables"])
         assert missing == set(), (handler, missing)
@@ -214,14 +215,14 @@ def test_function_specific_environment(template_json: dict[str, Any]) -> None:
     api_id = next(iter(resources(template_json, "AWS::ApiGatewayV2::Api")))
     for handler in (c.SUBMIT_HANDLER, c.RECONCILE_HANDLER):
         # ApiEndpoint is https://<id>.execute-api.<region>.amazonaws.com, no trailing slash.
-        assert env[handler][c.ENV_CALLBACK_BASE_URL] == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}
-    assert c.ENV_CALLBACK_BASE_URL not in env[c.WEBHOOK_HANDLER]
-    assert "StorageDeadLetterQueue" in json.dumps(env[c.RECONCILE_HANDLER][c.ENV_DLQ_URL])
-    assert c.ENV_DLQ_URL not in env[c.SUBMIT_HANDLER]
+        assert env[handler][ENV_NAMES["callback_base_url"]] == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}
+    assert ENV_NAMES["callback_base_url"] not in env[c.WEBHOOK_HANDLER]
+    assert "StorageDeadLetterQueue" in json.dumps(env[c.RECONCILE_HANDLER][ENV_NAMES["dlq_url"]])
+    assert ENV_NAMES["dlq_url"] not in env[c.SUBMIT_HANDLER]
 
 
 def test_log_groups_have_retention(template: Template) -> None:
-    template.resource_properties_count_is("AWS::Logs::LogGroup", {"RetentionInDays": c.DEFAULT_LOG_RETENTION_DAYS}, 4)
+    template.resource_properties_count_is("AWS::Logs::LogGroup", {"RetentionInDays": DEFAULTS["log_retention_days"]}, 4)
 
 
 def test_functions_write_only_to_their_own_log_group(template_json: dict[str, Any]) -> None:
@@ -259,8 +260,8 @@ def test_api_stage_is_throttled_and_logs_no_query_string(template_json: dict[str
     # Rate: what maxConcurrency submit slots can cause (x2 submissions/s x2 deliveries);
     # burst: what the webhook's reserved concurrency can start at once.
     assert props["DefaultRouteSettings"] == {
-        "ThrottlingRateLimit": 4 * c.DEFAULT_MAX_CONCURRENCY,
-        "ThrottlingBurstLimit": c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY,
+        "ThrottlingRateLimit": 4 * DEFAULTS["max_concurrency"],
+        "ThrottlingBurstLimit": DEFAULTS["webhook_reserved_concurrency"],
     }
     log_format = props["AccessLogSettings"]["Format"]
     assert json.loads(log_format) == ACCESS_LOG_FORMAT
@@ -273,7 +274,7 @@ def test_webhook_has_reserved_concurrency_matching_the_throttle(template: Templa
     # A flood on the public API can neither starve the webhook nor take the account's concurrency.
     template.has_resource_properties(
         "AWS::Lambda::Function",
-        {"Handler": c.WEBHOOK_HANDLER, "ReservedConcurrentExecutions": c.DEFAULT_WEBHOOK_RESERVED_CONCURRENCY},
+        {"Handler": c.WEBHOOK_HANDLER, "ReservedConcurrentExecutions": DEFAULTS["webhook_reserved_concurrency"]},
     )
     for handler in (c.SUBMIT_HANDLER, c.RECONCILE_HANDLER):
         template.has_resource_properties(
@@ -353,7 +354,7 @@ def test_existing_gateway_secret_is_referenced_by_name(synth: Any) -> None:
         for v in template.find_resources("AWS::Lambda::Function").values()
         if v["Properties"].get("Handler") == c.SUBMIT_HANDLER
     ][0]
-    assert fn["Properties"]["Environment"]["Variables"][c.ENV_GATEWAY_KEY_SECRET] == "team/pixazo-key"
+    assert fn["Properties"]["Environment"]["Variables"][ENV_NAMES["gateway_key_secret"]] == "team/pixazo-key"
     policies = json.dumps(template.find_resources("AWS::IAM::Policy"))
     assert ":secret:team/pixazo-key-??????" in policies
 
@@ -366,7 +367,7 @@ def test_no_secret_value_or_key_in_the_template(template_json: dict[str, Any]) -
     for fn in our_functions(template_json).values():
         env = fn["Properties"]["Environment"]["Variables"]
         # Secret variables hold references (Ref of a secret = its ARN), never a value.
-        for name in (c.ENV_GATEWAY_KEY_SECRET, c.ENV_SIGNING_SECRET):
+        for name in (ENV_NAMES["gateway_key_secret"], ENV_NAMES["signing_secret"]):
             assert set(env[name]) == {"Ref"} and "Secrets" in env[name]["Ref"]
         # No other variable looks like a key or token.
         for name, value in env.items():
