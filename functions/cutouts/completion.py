@@ -9,6 +9,7 @@ from cutouts.gateway import COMPLETED, ERROR, FAILED, PROCESSING, QUEUED, JobSta
 from cutouts.job_store import COMPLETED as COMPLETED_STATUS
 from cutouts.job_store import SUPERSEDED, Job, Lease
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
+from cutouts.leases import output_lease_seconds
 from cutouts.outcomes import Outcome, OutputBusy, fail_job
 from cutouts.reports import remove_failure_report
 from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
@@ -75,7 +76,7 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> Ou
             gateway_status=COMPLETED,
         )
         return Outcome.FAILED
-    lease = services.store.lease_output(job.bucket, job.key, job.job_id, now)
+    lease = services.store.lease_output(job.bucket, job.key, job.job_id, now, output_lease_seconds(settings))
     if lease is Lease.SUPERSEDED:
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return Outcome.SUPERSEDED

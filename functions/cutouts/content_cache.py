@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from cutouts import constants as c
 from cutouts.job_store import COMPLETED, SUPERSEDED, Job, Lease
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
+from cutouts.leases import output_lease_seconds
 from cutouts.outcomes import Outcome, OutputBusy
 from cutouts.reports import remove_failure_report
 from cutouts.s3_objects import head_or_none
@@ -54,7 +55,7 @@ def copy_cutout_from(job: Job, twin: Job, services: Services, now: float) -> Cac
     etag = _cutout_etag(services.s3, twin)
     if etag is None:
         return None  # deleted, or overwritten by a newer version of the twin's key
-    lease = store.lease_output(job.bucket, job.key, job.job_id, now)
+    lease = store.lease_output(job.bucket, job.key, job.job_id, now, output_lease_seconds(services.settings))
     if lease is Lease.SUPERSEDED:
         store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return CacheResult(Outcome.SUPERSEDED, "a newer upload of this key was already seen")

@@ -7,6 +7,7 @@ from enum import StrEnum
 from cutouts import constants as c
 from cutouts.job_store import FAILED, RETRY, SUPERSEDED, Job, Lease
 from cutouts.keys import failure_key_for, fits_s3_key, output_key_for
+from cutouts.leases import claim_lease_seconds, output_lease_seconds
 from cutouts.reports import FailureReport, advice_for, cutout_owner, remove_failure_report, write_failure_report
 from cutouts.services import Services
 
@@ -63,7 +64,7 @@ def fail_job(
     if job.superseded_by:  # a newer version of the key took over: its outcome is the one to report
         services.store.mark_final(job, SUPERSEDED, now, "superseded", message)
         return False
-    lease = services.store.lease_output(job.bucket, job.key, job.job_id, now)
+    lease = services.store.lease_output(job.bucket, job.key, job.job_id, now, output_lease_seconds(settings))
     if lease is Lease.SUPERSEDED:
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return False
@@ -115,7 +116,7 @@ def fail_new_job(job: Job, services: Services, now: float, *, reason: str, messa
 
     Claiming first gives the failure a job record like any other, and makes a repeat a no-op.
     """
-    if not services.store.claim(job, now, lease_seconds=60):
+    if not services.store.claim(job, now, claim_lease_seconds(services.settings)):
         return False
     try:
         return fail_job(job, services, now, reason=reason, message=message)

@@ -17,12 +17,13 @@ from cutouts import constants as c
 from cutouts.completion import PENDING, RETRY_LATER, settle_job
 from cutouts.gateway import GatewayError, GatewayPermanentError
 from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, SUPERSEDED, WAITING, Job
+from cutouts.leases import claim_lease_seconds
 from cutouts.notifications import sources_in_notification
 from cutouts.observability import logger
 from cutouts.outcomes import Outcome, fail_job, fail_new_job
 from cutouts.services import Services
 from cutouts.single_flight import follow_owner
-from cutouts.submission import CLAIM_LEASE_SECONDS, RetryLater, SubmitOutcome, check_source, send_to_gateway
+from cutouts.submission import RetryLater, SubmitOutcome, check_source, send_to_gateway
 
 MAX_JOB_ERRORS = 5
 Remaining = Callable[[], float]  # seconds left in this invocation
@@ -38,7 +39,7 @@ def reconcile(services: Services, now: float, limit: int = 100, remaining: Remai
     counts: Counter[str] = Counter()
     steps: tuple[tuple[str, float, Callable[[Job, Services, float], Outcome]], ...] = (
         (SUBMITTED, now - settings.stale_after_seconds, _check_submitted),
-        (SUBMITTING, now - CLAIM_LEASE_SECONDS, _check_submitting),
+        (SUBMITTING, now - claim_lease_seconds(settings), _check_submitting),
         (RESUBMIT, now + 0.001, _resubmit),
         (IN_DOUBT, now - settings.in_doubt_grace_seconds + 0.001, _resubmit),
         (WAITING, now + 0.001, _check_waiting),
@@ -147,7 +148,7 @@ def _pay(job: Job, services: Services, now: float) -> Outcome:
     checked = check_source(job, services, now, stored=True)
     if isinstance(checked, SubmitOutcome):
         return checked.result
-    if not services.store.claim(job, now, CLAIM_LEASE_SECONDS, take_from=WAITING):
+    if not services.store.claim(job, now, claim_lease_seconds(services.settings), take_from=WAITING):
         return Outcome.BUSY
     try:
         return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=False).result
@@ -200,7 +201,7 @@ def _resubmit(job: Job, services: Services, now: float) -> Outcome:
         return checked.result
     job.content_hash = checked.content_hash or job.content_hash
     back_to = job.status
-    if not services.store.claim_resubmission(job, now, CLAIM_LEASE_SECONDS):
+    if not services.store.claim_resubmission(job, now, claim_lease_seconds(services.settings)):
         return Outcome.BUSY
     job.attempt += 1
     job.tries += 1

@@ -30,13 +30,12 @@ from cutouts.keys import (
     output_key_for,
     padded_sequencer,
 )
+from cutouts.leases import claim_lease_seconds
 from cutouts.notifications import SourceObject
 from cutouts.outcomes import GATEWAY_ALARM_METRICS, Outcome, fail_job, fail_new_job
 from cutouts.services import Services
 from cutouts.single_flight import wait_or_pay
 from cutouts.source_reader import SourceBytes, SourceGone, SourceReplaced, read_source
-
-CLAIM_LEASE_SECONDS = 120.0
 
 
 class RetryLater(Exception):
@@ -102,7 +101,7 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
     if source.sequencer and services.store.latest_job_for(job.bucket, job.key) not in (None, job.job_id):
         _end_if_open(job, services, now)  # a newer upload arrived while this one was being read
         return SubmitOutcome(Outcome.SUPERSEDED, job.job_id, "a newer upload of this key arrived meanwhile")
-    if not services.store.claim(job, now, CLAIM_LEASE_SECONDS):
+    if not services.store.claim(job, now, claim_lease_seconds(services.settings)):
         if source.sequencer and _reverted(job, services, now):
             return submit_source(source, services, now, final_delivery)  # reopened: once more, as new
         services.metrics.count(c.METRIC_DUPLICATES_SKIPPED)
@@ -162,7 +161,7 @@ def check_source(job: Job, services: Services, now: float, *, stored: bool = Fal
         reason, message = "source-deleted", "the object was deleted before it was processed"
     except SourceReplaced:
         text = "the object was overwritten after this event"
-        if stored or services.store.claim(job, now, CLAIM_LEASE_SECONDS):
+        if stored or services.store.claim(job, now, claim_lease_seconds(services.settings)):
             services.store.mark_final(job, SUPERSEDED, now, "superseded", text)
         return SubmitOutcome(Outcome.SUPERSEDED, job.job_id, text)
     if stored:
