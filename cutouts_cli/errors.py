@@ -145,17 +145,21 @@ def _describe_client_error(exc: ClientError, target: Target | None) -> Failure:
     if code in _NO_TABLE:
         table = repr(target.table) if target else "the job table"
         return Failure(
-            ExitCode.NOT_FOUND, "not-found", f"table {table} not found in {region} {said}: check --table or --region"
+            ExitCode.NOT_FOUND,
+            "not-found",
+            f"table {table} not found in {region} {said}: check --table (or --stack) and --region",
         )
     if code in _NO_BUCKET:
         bucket = repr(error.get("BucketName") or (target.bucket if target else "?"))
-        return Failure(ExitCode.NOT_FOUND, "not-found", f"bucket {bucket} not found {said}: check --bucket")
-    if code in _NO_QUEUE:
-        queues = f"{target.queue_url} or {target.dlq_url}" if target else "the upload or dead-letter queue"
         return Failure(
-            ExitCode.NOT_FOUND,
-            "not-found",
-            f"queue not found, {queues} {said}: check --queue-url, --dlq-url and --region",
+            ExitCode.NOT_FOUND, "not-found", f"bucket {bucket} not found {said}: check --bucket (or --stack)"
+        )
+    if code in _NO_QUEUE:
+        queues = (
+            f"--queue-url {target.queue_url} and --dlq-url {target.dlq_url}" if target else "--queue-url, --dlq-url"
+        )
+        return Failure(
+            ExitCode.NOT_FOUND, "not-found", f"queue not found {said}: check {queues} (or --stack), and --region"
         )
     return Failure(
         ExitCode.UNEXPECTED,

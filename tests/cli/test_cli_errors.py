@@ -14,13 +14,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from cli_kit import main
+from cutouts_events import table_schema
 
 from cutouts.job_record import JobStoreError
 from cutouts_cli.errors import ExitCode, describe
-from cutouts_cli.target import Target
+from cutouts_cli.target import Target, TargetError, target_from_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Target(bucket="img", queue_url="http://sqs/q", dlq_url="http://sqs/dlq", table="jobs", region="eu-west-1")
@@ -48,6 +51,7 @@ def run_cli(*argv: str, home: Path, **env: str) -> subprocess.CompletedProcess[s
 
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+CLIENT_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -120,6 +124,22 @@ def test_a_wrong_bucket_is_not_found_and_exits_4(tmp_path, moto_server):
     assert_one_line(result, ExitCode.NOT_FOUND, "'no-such-bucket'", "not found", "--bucket")
 
 
+def test_a_wrong_queue_is_not_found_and_exits_4(tmp_path, moto_server):
+    # Given a job table that exists on the (moto) endpoint, and queue URLs that do not
+    table = f"jobs-{tmp_path.name}"
+    boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_server, **CLIENT_CREDENTIALS).create_table(
+        TableName=table, **table_schema()
+    )
+    queue = f"{moto_server}/123456789012/no-such-queue"
+    argv = [*flags(table=table), "--queue-url", queue, "--dlq-url", queue]
+    # When status reads the queue depths
+    result = run_cli(
+        "status", *argv, "--region", "us-east-1", "--endpoint-url", moto_server, home=tmp_path, **CREDENTIALS
+    )
+    # Then one line names the queue and the flags to fix
+    assert_one_line(result, ExitCode.NOT_FOUND, "queue not found", queue, "--queue-url")
+
+
 def test_with_json_the_error_is_a_document_on_stdout(tmp_path, moto_server):
     # Given a wrong table and --json
     # When status runs
@@ -180,6 +200,34 @@ def test_a_job_store_error_is_described_by_the_dynamodb_error_it_wraps():
         failure = describe(wrapped, TARGET)
     # Then it is the missing table, named with its region
     assert failure.code == ExitCode.NOT_FOUND and "'jobs'" in failure.message and "eu-west-1" in failure.message
+
+
+def cloudformation_answering(code: str) -> Stubber:
+    client = boto3.client("cloudformation", region_name="us-east-1", **CLIENT_CREDENTIALS)
+    stubber = Stubber(client)
+    stubber.add_client_error("describe_stacks", service_error_code=code, service_message="AWS says no")
+    stubber.activate()
+    return stubber
+
+
+def test_no_such_stack_is_still_usage_and_exits_2():
+    # Given CloudFormation answering that the stack does not exist
+    stubber = cloudformation_answering("ValidationError")
+    # When the CLI resolves it
+    with pytest.raises(TargetError) as caught:
+        target_from_stack("Cutouts-nope", cloudformation=stubber.client)
+    # Then it is the usage error it always was, naming the flags to check
+    assert describe(caught.value).code == ExitCode.USAGE and "--stack" in str(caught.value)
+
+
+def test_access_denied_on_the_stack_is_access_denied_not_usage():
+    # Given CloudFormation refusing to describe the stack to these credentials
+    stubber = cloudformation_answering("AccessDenied")
+    # When the CLI resolves it
+    with pytest.raises(ClientError) as caught:
+        target_from_stack("Cutouts-dev", cloudformation=stubber.client)
+    # Then it is described as access denied
+    assert describe(caught.value).code == ExitCode.ACCESS_DENIED
 
 
 def test_an_unexpected_error_is_one_line_with_a_hint_unless_debug_asks_for_the_traceback(capsys, monkeypatch):
