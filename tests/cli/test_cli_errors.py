@@ -255,7 +255,9 @@ def test_an_unexpected_error_is_one_line_with_a_hint_unless_debug_asks_for_the_t
 
 
 def test_help_lists_the_exit_codes(capsys):
+    # When --help is asked for
     with pytest.raises(SystemExit):
         main(["--help"])
+    # Then its epilog lists every exit code
     text = capsys.readouterr().out
     assert "exit codes:" in text and all(f"  {code} " in text for code in (0, 1, 2, 3, 4, 5, 6, 7, 130))

@@ -103,7 +103,10 @@ def test_every_reason_the_code_produces_is_pinned_here():
 
 
 def test_no_advice_is_left_for_a_reason_the_code_no_longer_produces():
-    assert set(ADVICE) | set(GATEWAY_ADVICE) == code_reasons()
+    # Given the two advice tables (the pipeline's and the gateway provider's)
+    advised = set(ADVICE) | set(GATEWAY_ADVICE)
+    # Then they advise exactly the reasons the code produces
+    assert advised == code_reasons()
 
 
 @pytest.mark.parametrize(("reason", "words"), sorted(PINNED.items()))
@@ -116,6 +119,7 @@ def test_each_reason_gets_advice_that_fits_its_cause(reason, words):
 
 
 def test_a_reason_is_advised_in_one_table_only():
+    # Then no reason has two pieces of advice that could drift apart
     assert set(ADVICE) & set(GATEWAY_ADVICE) == set()
 
 
