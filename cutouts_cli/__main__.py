@@ -15,6 +15,8 @@ from typing import Any
 from rich.console import Console
 
 from cutouts_cli.commands import backfill, retry, status
+from cutouts_cli.commands.output import print_failure
+from cutouts_cli.errors import DEBUG_ENV, EXIT_CODES_HELP, describe
 from cutouts_cli.target import Target, TargetError, target_from_stack
 
 # In the order --help lists them.
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cutouts_cli",
         description=__doc__,
-        epilog=EXAMPLES,
+        epilog=f"{EXAMPLES}\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_target_options(parser, suppress=False)
@@ -108,15 +110,17 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command's own exit code, or 2 when no usable pipeline is named (as argparse exits on bad usage)."""
+    """The command's own exit code, or one line and the exit code errors.py gives what it ended on."""
     args = build_parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
+    target: Target | None = None
     try:
         target = resolve_target(args)
-    except TargetError as exc:
-        err.print(f"[red]{exc}[/red]")
-        return 2
-    return int(args.func(args, target, out, err))
+        return int(args.func(args, target, out, err))
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = describe(exc, target)
+        print_failure(failure, exc, as_json=args.json, with_traceback=bool(os.environ.get(DEBUG_ENV)))
+        return int(failure.code)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cutouts.job_store import ALL_STATUSES, FAILED, OPEN_STATUSES, Job
-from cutouts.pixazo import PERMANENT
 from cutouts.reports import advice_for
 from cutouts_cli.target import Clients, Target
 
-_GATEWAY_ADVICE = dict(PERMANENT.values())
-
 
 def advice(reason: str) -> str:
-    """What to do about a failure reason: the gateway's own advice for its refusals, else the report's."""
-    return _GATEWAY_ADVICE.get(reason) or advice_for(reason)
+    """What to do about a failure reason: the same advice its report gives."""
+    return advice_for(reason)
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -38,13 +38,20 @@ class Clients:
         return JobStore(self.dynamodb, self.table)
 
 
+def client_config() -> Any:
+    """Give up on an endpoint that does not answer in seconds, not minutes (AWS_MAX_ATTEMPTS still applies)."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=5, retries={"mode": "standard"})
+
+
 def make_clients(target: Target, session: Any = None) -> Clients:
     import boto3
 
     session = session or boto3.session.Session(region_name=target.region)
 
     def client(name: str) -> Any:
-        return session.client(name, region_name=target.region, endpoint_url=target.endpoint_url)
+        return session.client(name, region_name=target.region, endpoint_url=target.endpoint_url, config=client_config())
 
     return Clients(client("s3"), client("sqs"), client("dynamodb"), target.table)
 
@@ -69,13 +76,21 @@ def target_from_stack(
     if cloudformation is None:
         import boto3
 
-        cloudformation = boto3.client("cloudformation", region_name=region, endpoint_url=endpoint_url)
+        cloudformation = boto3.client(
+            "cloudformation", region_name=region, endpoint_url=endpoint_url, config=client_config()
+        )
     from botocore.exceptions import ClientError
 
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as exc:
-        raise TargetError(f"cannot read stack {stack_name!r}: {exc.response.get('Error', {}).get('Message')}") from None
+        error = exc.response.get("Error", {})
+        if error.get("Code") != "ValidationError":  # e.g. access denied: errors.py says what to do
+            raise
+        # DescribeStacks with only a name is invalid for one reason: no such stack.
+        raise TargetError(
+            f"cannot read stack {stack_name!r}: {error.get('Message')}; check --stack and --region"
+        ) from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     needed = (c.OUTPUT_BUCKET_NAME, c.OUTPUT_QUEUE_URL, c.OUTPUT_DLQ_URL, c.OUTPUT_TABLE_NAME)
     missing = [name for name in needed if name not in outputs]

@@ -39,7 +39,10 @@ class GatewayError(Exception):
 
 
 class GatewayTransientError(GatewayError):
-    """The gateway did not take the request (5xx, 429, connection refused); retrying is safe."""
+    """The gateway did not take the request (5xx, 429, connection refused); retrying is safe.
+
+    ``reason`` is the failure the job ends with if every delivery meets this (its report's advice).
+    """
 
     transient = True
 
@@ -49,9 +52,11 @@ class GatewayTransientError(GatewayError):
         http_status: int | None = None,
         retry_after: float | None = None,
         gateway_error: str | None = None,
+        reason: str = "gateway-gave-up",
     ) -> None:
         super().__init__(message, http_status, gateway_error)
         self.retry_after = retry_after
+        self.reason = reason
 
 
 class GatewayPermanentError(GatewayError):

@@ -49,6 +49,24 @@ PERMANENT: dict[int, tuple[str, str]] = {
         "The gateway does not know this model or path: check gatewayBaseUrl and gatewayModelPath.",
     ),
 }
+KEY_MISSING = (
+    "gateway-key-missing",
+    "The gateway key secret is empty or unreadable: put your gateway API key into it "
+    "(stack output GatewayKeySecretArn), then retry the failed jobs.",
+)
+REJECTED = (
+    "gateway-rejected",
+    "The gateway refused the request with an unexpected 4xx: see gateway_error and http_status, "
+    "fix what it names, then retry the job.",
+)
+# Transient, unlike the others: the job ends with it only if every delivery found nothing listening.
+UNREACHABLE = (
+    "gateway-unreachable",
+    "Nothing answered at the gateway's address (connection refused or timed out): check gatewayBaseUrl "
+    "and that the gateway is up and reachable from the functions, then retry the job.",
+)
+# Every reason this provider ends a job with, and what to do about it (reports.advice_for reads it).
+ADVICE: dict[str, str] = dict([*PERMANENT.values(), KEY_MISSING, REJECTED, UNREACHABLE])
 
 
 def parse_status_document(doc: Any) -> JobStatus:
@@ -132,19 +150,10 @@ class PixazoGateway:
             key = self._api_key()
         except Exception as exc:  # the secret is unreadable or still empty: a configuration error
             raise GatewayPermanentError(
-                f"the gateway key could not be read ({type(exc).__name__})",
-                None,
-                "gateway-key-missing",
-                "Put your gateway API key into the gateway key secret (stack output GatewayKeySecretArn), "
-                "then retry the failed jobs.",
+                f"the gateway key could not be read ({type(exc).__name__})", None, *KEY_MISSING
             ) from None
         if not key:
-            raise GatewayPermanentError(
-                "the gateway key secret is empty",
-                None,
-                "gateway-key-missing",
-                "Put your gateway API key into the gateway key secret, then retry.",
-            )
+            raise GatewayPermanentError("the gateway key secret is empty", None, *KEY_MISSING)
         return {
             "Content-Type": "application/json",
             "Cache-Control": "no-cache",
@@ -165,7 +174,9 @@ class PixazoGateway:
                 redirect=False,
             )
         except (NewConnectionError, ConnectTimeoutError) as exc:
-            raise GatewayTransientError(f"could not connect to the gateway: {type(exc).__name__}") from None
+            raise GatewayTransientError(
+                f"could not connect to the gateway: {type(exc).__name__}", reason=UNREACHABLE[0]
+            ) from None
         except (ReadTimeoutError, ProtocolError) as exc:
             raise GatewayInDoubt(f"the gateway did not answer the submission: {type(exc).__name__}") from None
         except HTTPError as exc:
@@ -221,7 +232,7 @@ class PixazoGateway:
             )
         if code >= 500 or code == 408:
             raise GatewayTransientError(f"gateway answered {code}: {text}", code, gateway_error=text)
-        reason, what_to_do = ("gateway-rejected", "The gateway refused the request; see the error.")
+        reason, what_to_do = REJECTED
         raise GatewayPermanentError(f"gateway answered {code}: {text}", code, reason, what_to_do, text)
 
     def parse_callback(self, doc: Any) -> JobStatus:

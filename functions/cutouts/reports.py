@@ -8,22 +8,40 @@ from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
+from cutouts.pixazo import ADVICE as GATEWAY_ADVICE
 from cutouts.s3_objects import head_or_none
 
-# What the user should do, by failure reason; gateway reasons carry their own advice.
+# What the user should do, by the reason a job ended with; the gateway provider's own reasons
+# (its refusals, a missing key, nothing listening) carry their advice in pixazo.ADVICE.
+# tests/functions/test_reports_advice.py fails when the code produces a reason missing from both.
 ADVICE: dict[str, str] = {
+    # the source itself (image_sniff, submission)
     "empty-file": "Upload the image again: the object has no bytes.",
     "unsupported-type": "Convert the file to JPEG, PNG or WebP and upload it again.",
     "too-large": "Downscale or compress the image below the limit (maxImageBytes / maxImagePixels).",
     "truncated-image": "The upload is incomplete or corrupt: upload the image again.",
     "source-deleted": "The object was deleted before it was processed: nothing to do unless that was a mistake.",
-    "model-failed": "The model could not process this image: check it shows a clear subject, then retry.",
-    "gateway-error-exhausted": "The gateway kept reporting a system error (not charged): retry later.",
-    "gateway-gave-up": "The gateway kept refusing (429/5xx) until the retry budget ran out: retry later.",
-    "timed-out": "No result came within the maximum job age: check the gateway's status, then retry.",
-    "bad-output": "The gateway's result was not a usable image from an allowed host: check allowedMediaHosts.",
-    "dead-lettered": "Processing crashed repeatedly; see the submit function's logs, then redrive.",
+    "key-too-long": "The cutout's key or metadata would exceed S3's limits: upload the image under a shorter "
+    "key (shorter folder names or file name).",
+    "superseded": "A newer upload of the same key replaced this one; its own job makes the cutout: nothing to do.",
+    # the gateway's answers (completion, reconciliation, submission)
+    "model-failed": "The model could not process this image, or the gateway no longer knows the request: "
+    "check the image shows a clear subject, then retry the job.",
+    "gateway-error-exhausted": "The gateway reported a system error (not charged), or gave no result, on every "
+    "attempt (maxAttempts): check the gateway's status, then retry the job.",
+    "gateway-gave-up": "The gateway stayed busy or failing (429, 408 or 5xx, or no answer in time) on every "
+    "delivery of the upload (maxReceives): check the gateway's status, then retry the job.",
+    "bad-output": "The gateway's result was not a usable image, or not from an allowed host: check "
+    "allowedMediaHosts and the gateway's status, then retry the job.",
+    # the pipeline's own limits (reconciliation)
+    "timed-out": "No result came within the maximum job age (maxAgeSeconds): check the gateway's status, then "
+    "retry the job; a result that still arrives completes it.",
+    "dead-lettered": "The upload's message failed on every delivery and went to the dead-letter queue: see the "
+    "submit function's logs for the error, fix it, then retry the job (retry --reason dead-lettered).",
+    "reconcile-failed": "The reconciler failed on this job again and again (the message has the last error): see "
+    "the reconcile function's logs, fix the cause, then retry the job.",
 }
+GENERIC_ADVICE = "See the message, fix the cause, then retry the job."
 
 
 class FailureReport(NamedTuple):
@@ -53,7 +71,9 @@ class FailureReport(NamedTuple):
 
 
 def advice_for(reason: str) -> str:
-    return ADVICE.get(reason, "See the message, fix the cause, then retry the job.")
+    """What to do about a reason, wherever it came from: a waiter that shares a gateway refusal
+    (single_flight) and the CLI's status need the gateway's advice as much as its own report did."""
+    return ADVICE.get(reason) or GATEWAY_ADVICE.get(reason) or GENERIC_ADVICE
 
 
 def write_failure_report(s3: Any, bucket: str, report_key: str, report: FailureReport) -> None:

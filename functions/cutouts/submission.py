@@ -214,12 +214,12 @@ def send_to_gateway(
                 job,
                 services,
                 now,
-                reason="gateway-gave-up",
+                reason=exc.reason,
                 message=exc.message,
                 gateway_error=exc.gateway_error,
                 http_status=exc.http_status,
             )
-            return SubmitOutcome(Outcome.FAILED, job.job_id, "gateway-gave-up")
+            return SubmitOutcome(Outcome.FAILED, job.job_id, exc.reason)
         services.store.release(job.job_id, job.attempt, now, exc.message, to_status=on_transient)
         raise RetryLater(exc.message, exc.retry_after) from None
     # The request is ours: bind it to this job before recording it, so no callback can adopt it elsewhere.
