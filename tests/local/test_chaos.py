@@ -98,14 +98,15 @@ def _bad_inputs(rng: random.Random) -> list[tuple[str, bytes, str]]:
 
 WEIRD_NAMES = ["with space.png", "a+b.png", "100%.png", "ünïcødé ✓.png", "deep/er/and/deeper/x.png"]
 
-# Keys S3 accepts whose cutout key, report key or cutout metadata would not fit: 720 bytes of
-# three-byte characters (their percent-quoted source-key metadata is over 2 KB), and keys of
-# 1,021 and 1,024 bytes (the output and report keys would be longer than 1,024).
+# Keys S3 accepts whose cutout and report keys would not fit: 1,021 and 1,024 bytes (the output
+# and report keys would be longer than 1,024 bytes). They get a report at a hashed key, unpaid.
 LONG_RELATIVE_KEYS = [
-    "写真" * 120 + ".jpg",
     "long/" + "k" * (1021 - len("uploads/long/") - len(".png")) + ".png",
     "写" * 337 + "x.png",
 ]
+# A key whose cutout fits, but whose percent-quoted name alone is over S3's 2 KB of user metadata
+# (728 bytes of three-byte characters): an input like any other; its cutout names it by a hash.
+WIDE_RELATIVE_KEY = "写真" * 120 + ".jpg"
 
 
 def _upload_identical_group(pipeline: LocalPipeline, keys_: list[str], data: bytes) -> list[str]:
@@ -261,6 +262,7 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
         # "Create folder" in the console: zero-byte objects ending in "/"; not inputs
         markers = [upload(name, b"") for name in ("new folder/", "good/", "same/deeper/still/")]
         long_keys = [upload(name, _image(rng)) for name in LONG_RELATIVE_KEYS]
+        inputs.append(upload(WIDE_RELATIVE_KEY, _image(rng)))
 
         s3, bucket, opts = pipeline.s3(), pipeline.resources.bucket, pipeline.options
         started = time.monotonic()
