@@ -372,11 +372,16 @@ def _check_prefixes(cfg: StackConfig) -> None:
         raise ConfigError("failurePrefix", f"{fail!r} equals outputPrefix; failure reports need their own prefix")
 
 
+def _key(attr: str) -> str:
+    """The context key of a setting, as the table names it (so an error never drifts from it)."""
+    return str(t.BY_ATTR[attr].key)
+
+
 def _check_consistency(cfg: StackConfig) -> None:
     if cfg.max_age_seconds <= cfg.stale_after_seconds:
         raise ConfigError(
-            "maxAgeSeconds",
-            f"{cfg.max_age_seconds} must be greater than staleAfterSeconds ({cfg.stale_after_seconds}), "
+            _key("max_age_seconds"),
+            f"{cfg.max_age_seconds} must be greater than {_key('stale_after_seconds')} ({cfg.stale_after_seconds}), "
             "or jobs are failed before the reconciler ever polls them",
         )
     # The webhook must keep up with the callbacks the pipeline can cause: at about one second a

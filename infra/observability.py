@@ -145,7 +145,7 @@ class Observability(Construct):
         self._alarm(
             "StuckJobsFailed",
             app_metric(c.METRIC_STUCK_JOBS_FAILED),
-            "The reconciler failed jobs older than maxAgeSeconds: callbacks are not arriving and the "
+            "The reconciler failed jobs older than the maximum job age: callbacks are not arriving and the "
             "status endpoint did not finish them. Check the gateway and the callback API.",
         )
         self._alarm(

@@ -47,7 +47,7 @@ class Secrets(Construct):
                     id="AwsSolutions-SMG4",
                     reason="The gateway API key is issued by the vendor; it cannot be rotated by a Lambda. "
                     "Rotation is manual (README: new key in the vendor console, put-secret-value, "
-                    "functions pick it up within secretMaxAgeSeconds, then revoke the old key).",
+                    "functions pick it up within the secret cache's lifetime, then revoke the old key).",
                 )
             )
             self.gateway_key = secret

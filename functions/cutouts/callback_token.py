@@ -5,16 +5,16 @@ Verification compares against every active key without stopping early, with hmac
 so the time taken says nothing about how much of a guess was right.
 
 Rotating the signing key. Every function reads the secret through a cache that lives
-``secretMaxAgeSeconds`` (CUTOUTS_SECRET_MAX_AGE_SECONDS, 300 s by default), so for that long
+the secret cache's lifetime (a setting, 300 s by default), so for that long
 some warm functions still hold the old document. Each step therefore only adds a key that every
 function already accepts, or removes one nobody signs with any more:
 
 1. Add ``"next": "<new key, at least 32 characters>"`` beside ``current``.
-   Nothing signs with it yet. Wait ``secretMaxAgeSeconds`` so every function verifies it.
+   Nothing signs with it yet. Wait the secret cache's lifetime so every function verifies it.
 2. Promote: ``{"current": "<new>", "previous": "<old>"}``. New callback URLs carry the new key;
    functions still caching step 1's document accept them through ``next`` (and keep signing
    with the old key until their cache expires), and URLs already handed to the gateway verify
-   through ``previous``. Wait ``secretMaxAgeSeconds`` + ``maxAgeSeconds`` + one reconcile
+   through ``previous``. Wait the cache's lifetime + the maximum job age + one reconcile
    interval, so every job holding a URL signed with the old key has finished.
 3. Drop ``previous``: ``{"current": "<new>"}``.
 """

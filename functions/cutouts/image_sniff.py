@@ -10,7 +10,15 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from cutouts.settings_table import BY_ATTR
+
 HEAD_BYTES = 64 * 1024
+
+
+def _key(attr: str) -> str:
+    return str(BY_ATTR[attr].key)
+
+
 TAIL_BYTES = 1024
 
 JPEG = "image/jpeg"
@@ -38,7 +46,9 @@ def sniff_image(head: bytes, tail: bytes, size: int, max_bytes: int, max_pixels:
     if size == 0:
         raise RejectedImage("empty-file", "the file is empty (0 bytes)")
     if size > max_bytes:
-        raise RejectedImage("too-large", f"the file is {size} bytes; the limit is {max_bytes} bytes (maxImageBytes)")
+        raise RejectedImage(
+            "too-large", f"the file is {size} bytes; the limit is {max_bytes} bytes ({_key('max_image_bytes')})"
+        )
     if head.startswith(b"\xff\xd8\xff"):
         info = ImageInfo(JPEG, *_jpeg_size(head))
         if b"\xff\xd9" not in tail[-64:]:
@@ -62,7 +72,8 @@ def sniff_image(head: bytes, tail: bytes, size: int, max_bytes: int, max_pixels:
         if info.width * info.height > max_pixels:
             raise RejectedImage(
                 "too-large",
-                f"the image is {info.width}x{info.height} pixels; the limit is {max_pixels} (maxImagePixels)",
+                f"the image is {info.width}x{info.height} pixels; "
+                f"the limit is {max_pixels} ({_key('max_image_pixels')})",
             )
     return info
 

@@ -29,7 +29,7 @@ class Job:
     version: str  # the S3 version id, or the ETag when the bucket is not versioned
     status: str
     attempt: int = 1  # names the callback URL: it only grows, so an old URL never matches again
-    tries: int = 1  # POSTs spent from the retry budget (maxAttempts) since the job (re)opened
+    tries: int = 1  # POSTs spent from the retry budget since the job (re)opened
     version_id: str | None = None
     etag: str | None = None
     request_id: str | None = None

@@ -10,6 +10,13 @@ from botocore.exceptions import ClientError
 
 from cutouts.pixazo import ADVICE as GATEWAY_ADVICE
 from cutouts.s3_objects import head_or_none
+from cutouts.settings_table import BY_ATTR
+
+
+def _key(attr: str) -> str:
+    """A setting's context key as the settings table names it, so advice never drifts from it."""
+    return str(BY_ATTR[attr].key)
+
 
 # What the user should do, by the reason a job ended with; the gateway provider's own reasons
 # (its refusals, a missing key, nothing listening) carry their advice in pixazo.ADVICE.
@@ -18,7 +25,8 @@ ADVICE: dict[str, str] = {
     # the source itself (image_sniff, submission)
     "empty-file": "Upload the image again: the object has no bytes.",
     "unsupported-type": "Convert the file to JPEG, PNG or WebP and upload it again.",
-    "too-large": "Downscale or compress the image below the limit (maxImageBytes / maxImagePixels).",
+    "too-large": f"Downscale or compress the image below the limit ({_key('max_image_bytes')} / "
+    f"{_key('max_image_pixels')}).",
     "truncated-image": "The upload is incomplete or corrupt: upload the image again.",
     "source-deleted": "The object was deleted before it was processed: nothing to do unless that was a mistake.",
     "key-too-long": "The cutout's key or metadata would exceed S3's limits: upload the image under a shorter "
@@ -28,13 +36,14 @@ ADVICE: dict[str, str] = {
     "model-failed": "The model could not process this image, or the gateway no longer knows the request: "
     "check the image shows a clear subject, then retry the job.",
     "gateway-error-exhausted": "The gateway reported a system error (not charged), or gave no result, on every "
-    "attempt (maxAttempts): check the gateway's status, then retry the job.",
+    f"attempt ({_key('max_attempts')}): check the gateway's status, then retry the job.",
     "gateway-gave-up": "The gateway stayed busy or failing (429, 408 or 5xx, or no answer in time) on every "
-    "delivery of the upload (maxReceives): check the gateway's status, then retry the job.",
+    f"delivery of the upload ({_key('max_receives')}): check the gateway's status, then retry the job.",
     "bad-output": "The gateway's result was not a usable image, or not from an allowed host: check "
-    "allowedMediaHosts and the gateway's status, then retry the job.",
+    f"{_key('allowed_media_hosts')} and the gateway's status, then retry the job.",
     # the pipeline's own limits (reconciliation)
-    "timed-out": "No result came within the maximum job age (maxAgeSeconds): check the gateway's status, then "
+    "timed-out": f"No result came within the maximum job age ({_key('max_age_seconds')}): check the gateway's "
+    "status, then "
     "retry the job; a result that still arrives completes it.",
     "dead-lettered": "The upload's message failed on every delivery and went to the dead-letter queue: see the "
     "submit function's logs for the error, fix it, then retry the job (retry --reason dead-lettered).",
