@@ -194,32 +194,13 @@ def send_to_gateway(
     except GatewayPermanentError as exc:
         if exc.reason in GATEWAY_ALARM_METRICS:
             services.metrics.count(GATEWAY_ALARM_METRICS[exc.reason])
-        fail_job(
-            job,
-            services,
-            now,
-            reason=exc.reason,
-            message=exc.message,
-            what_to_do=exc.what_to_do,
-            gateway_error=exc.gateway_error,
-            http_status=exc.http_status,
-        )
-        return SubmitOutcome(Outcome.FAILED, job.job_id, exc.reason)
+        return _refused(job, services, now, exc, exc.what_to_do)
     except GatewayInDoubt as exc:
         services.store.mark_in_doubt(job.job_id, job.attempt, now, exc.message)
         return SubmitOutcome(Outcome.IN_DOUBT, job.job_id, exc.message)
     except GatewayTransientError as exc:
         if final_delivery:
-            fail_job(
-                job,
-                services,
-                now,
-                reason=exc.reason,
-                message=exc.message,
-                gateway_error=exc.gateway_error,
-                http_status=exc.http_status,
-            )
-            return SubmitOutcome(Outcome.FAILED, job.job_id, exc.reason)
+            return _refused(job, services, now, exc)
         services.store.release(job.job_id, job.attempt, now, exc.message, to_status=on_transient)
         raise RetryLater(exc.message, exc.retry_after) from None
     # The request is ours: bind it to this job before recording it, so no callback can adopt it elsewhere.
@@ -227,6 +208,27 @@ def send_to_gateway(
     services.store.mark_submitted(job.job_id, job.attempt, submission.request_id, now, job.content_hash)
     services.metrics.count(c.METRIC_SUBMITTED)
     return SubmitOutcome(Outcome.SUBMITTED, job.job_id, submission.request_id)
+
+
+def _refused(
+    job: Job,
+    services: Services,
+    now: float,
+    exc: GatewayPermanentError | GatewayTransientError,
+    advice: str | None = None,
+) -> SubmitOutcome:
+    """The gateway refused the POST for good (or for the last time): report it with its own words."""
+    fail_job(
+        job,
+        services,
+        now,
+        reason=exc.reason,
+        message=exc.message,
+        what_to_do=advice,
+        gateway_error=exc.gateway_error,
+        http_status=exc.http_status,
+    )
+    return SubmitOutcome(Outcome.FAILED, job.job_id, exc.reason)
 
 
 def presign_source(s3: Any, job: Job, expiry_seconds: int) -> str:
