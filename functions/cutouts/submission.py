@@ -78,6 +78,9 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
             source.bucket, source.key, padded_sequencer(source.sequencer), job.job_id, now
         )
         if previous is None:
+            if services.store.latest_job_for(source.bucket, source.key) == job.job_id:
+                # A late event of bytes the key holds again (unversioned: one job for both uploads)
+                return SubmitOutcome(Outcome.DUPLICATE, job.job_id, "an older event of the key's current job")
             _end_if_open(job, services, now)  # e.g. a redrive of a version that is no longer current
             return SubmitOutcome(Outcome.SUPERSEDED, job.job_id, "a newer upload of this key was already seen")
         older = previous.job_id

@@ -291,3 +291,19 @@ def test_a_revert_while_both_versions_are_in_flight_leaves_the_reverted_bytes_cu
     assert settle(cutouts, a1.job_id) == "completed"
     assert cutout_owner(cutouts) == a1.job_id
     assert cutouts.keys("failed/") == []
+
+
+def test_a_late_event_of_the_first_upload_leaves_the_reverted_keys_job_alone(cutouts):
+    # Given A -> B -> A on an unversioned bucket, the third upload's job (A's, by its ETag) in flight
+    a_bytes = unique_image("A")
+    first = upload(cutouts, a_bytes, V1)
+    assert submit(cutouts, upload(cutouts, unique_image("B"), V2)).result == "submitted"
+    third = submit(cutouts, upload(cutouts, a_bytes, V3))
+    assert third.result == "submitted" and third.job_id == first.job_id
+    # When the first upload's event arrives late (SQS keeps no order)
+    late = submit(cutouts, first)
+    # Then it changes nothing: A's job is still the key's, in flight, and completes with A's cutout
+    assert late.result == "duplicate"
+    assert cutouts.services().store.get(third.job_id).status == "SUBMITTED"
+    cutouts.gateway.complete(third.detail, cutout_png())
+    assert settle(cutouts, third.job_id) == "completed" and cutout_owner(cutouts) == third.job_id
