@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from cutouts_events import ACCOUNT, REGION, load_event, table_schema  # noqa: F401  (re-exported)
+from events_kit import ACCOUNT, REGION, load_event, table_schema  # noqa: F401  (re-exported)
 
 
 @pytest.fixture(name="load_event")

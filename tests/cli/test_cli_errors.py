@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from cli_kit import main
-from cutouts_events import table_schema
+from events_kit import table_schema
 
 from cutouts.job_record import JobStoreError
 from cutouts_cli.errors import ExitCode, describe

@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 import urllib3
-from cutouts_events import ACCOUNT, REGION, table_schema
-from cutouts_testkit import (
+from events_kit import ACCOUNT, REGION, table_schema
+from functions_kit import (
     API_KEY,
     BUCKET,
     CALLBACK_BASE,

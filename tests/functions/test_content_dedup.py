@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from cutouts_testkit import cutout_png, image_bytes
+from functions_kit import cutout_png, image_bytes
 
 from cutouts import constants as c
 from cutouts.settings_table import ENV_NAMES

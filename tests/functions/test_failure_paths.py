@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
-from cutouts_testkit import callback_event, cutout_png, image_bytes, status_doc, submitted, unique_image
+from functions_kit import callback_event, cutout_png, image_bytes, status_doc, submitted, unique_image
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 LONG_AGO = 1000  # past the stale threshold and the in-doubt grace, inside the maximum age
@@ -185,7 +185,7 @@ def test_a_malformed_media_url_is_a_rejected_result_and_the_next_job_still_compl
     past = time.time() - LONG_AGO
     bad, _, _ = submitted(cutouts, "uploads/a.jpg", now=past)
     good, _, _ = submitted(cutouts, "uploads/b.jpg", now=past + 1)
-    from cutouts_testkit import Reply
+    from functions_kit import Reply
 
     cutouts.gateway.statuses[bad.request_id] = Reply(
         200, status_doc(bad.request_id, "COMPLETED", ["https://[pub-x.r2.dev/o.png"])

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 import urllib3
-from cutouts_testkit import MODEL_PATH, Reply, new_request_id, status_doc
+from functions_kit import MODEL_PATH, Reply, new_request_id, status_doc
 
 from cutouts.gateway import (
     GatewayInDoubt,

@@ -1,7 +1,7 @@
 import struct
 
 import pytest
-from cutouts_testkit import image_bytes
+from functions_kit import image_bytes
 
 from cutouts.image_sniff import JPEG, PNG, WEBP, RejectedImage, sniff_image
 

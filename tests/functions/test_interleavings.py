@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from cutouts_testkit import callback_event, cutout_png, status_doc, submitted, unique_image
+from functions_kit import callback_event, cutout_png, status_doc, submitted, unique_image
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 V1, V2 = "0055AED6DCD90281E5", "0055AED6DCD90281E6"

@@ -1,4 +1,4 @@
-from cutouts_testkit import encode_key
+from functions_kit import encode_key
 
 from cutouts.keys import decode_event_key, failure_key_for, job_id_for, output_key_for, padded_sequencer
 

@@ -4,8 +4,8 @@ import io
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from cutouts_events import load_event
-from cutouts_testkit import (
+from events_kit import load_event
+from functions_kit import (
     API_KEY,
     SIGNING_KEY,
     Reply,

@@ -5,8 +5,8 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cutouts_events import load_event
-from cutouts_testkit import cutout_png, image_bytes, submitted
+from events_kit import load_event
+from functions_kit import cutout_png, image_bytes, submitted
 
 LONG_AGO = 1000  # seconds: past the stale threshold (300 s), inside the maximum age (3600 s)
 

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from cutouts_testkit import image_bytes
+from functions_kit import image_bytes
 
 from cutouts.reports import ADVICE, GATEWAY_ADVICE, GENERIC_ADVICE, advice_for
 

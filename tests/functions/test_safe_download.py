@@ -5,7 +5,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from cutouts_testkit import Reply, cutout_png
+from functions_kit import Reply, cutout_png
 
 from cutouts.safe_download import MediaPolicy, MediaRejected, MediaUnavailable, fetch_media_to_s3, vet_url
 

@@ -8,8 +8,8 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cutouts_events import load_event
-from cutouts_testkit import API_KEY, CALLBACK_BASE, Reply, cutout_png, image_bytes, new_request_id
+from events_kit import load_event
+from functions_kit import API_KEY, CALLBACK_BASE, Reply, cutout_png, image_bytes, new_request_id
 
 JPEG = image_bytes("JPEG", (40, 30))
 
@@ -303,7 +303,7 @@ def test_crash_between_202_and_the_job_write_never_pays_twice(submit, cutouts, l
     # When the gateway's genuine callback arrives, through the webhook URL it was given
     png = cutout_png()
     cutouts.gateway.complete(request_id, png)
-    from cutouts_testkit import callback_event, status_doc
+    from functions_kit import callback_event, status_doc
 
     query = parse_qs(urlsplit(post.headers["X-Webhook-URL"]).query)
     event = callback_event(

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from cutouts_testkit import callback_event, cutout_png, image_bytes, new_request_id, status_doc, submitted
+from functions_kit import callback_event, cutout_png, image_bytes, new_request_id, status_doc, submitted
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_completed_with_a_media_url_off_the_allow_list_fails_the_job_and_fetches
     webhook, cutouts, lambda_context
 ):
     job, attempt, token = submitted(cutouts)
-    from cutouts_testkit import Reply
+    from functions_kit import Reply
 
     cutouts.gateway.statuses[job.request_id] = Reply(
         200, status_doc(job.request_id, "COMPLETED", [cutouts.evil.base_url + "/x.png"])

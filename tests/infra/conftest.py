@@ -19,7 +19,7 @@ for _path in (ROOT, ROOT / "functions", Path(__file__).resolve().parent):
 
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
-from synth_helpers import synth_stack  # noqa: E402
+from synth_kit import synth_stack  # noqa: E402
 
 from infra.stack import CutoutsStack  # noqa: E402
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from synth_helpers import make_app
+from synth_kit import make_app
 
 import app as cdk_app
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
-from synth_helpers import make_app
+from synth_kit import make_app
 
 import app as cdk_app
 from cutouts import constants as c

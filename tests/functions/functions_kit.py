@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import urllib3
-from cutouts_events import load_event
+from events_kit import load_event
 from PIL import Image
 
 # Names and (fake) secrets of the test environment; import them from here, not from conftest.
