@@ -10,7 +10,7 @@ from cutouts.job_store import COMPLETED as COMPLETED_STATUS
 from cutouts.job_store import SUPERSEDED, Job, Lease
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
 from cutouts.leases import output_lease_seconds
-from cutouts.outcomes import Outcome, OutputBusy, fail_job
+from cutouts.outcomes import Outcome, OutputBusy, fail_job, still_superseded
 from cutouts.reports import remove_failure_report
 from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
 from cutouts.services import Services
@@ -62,7 +62,7 @@ def _settle(job: Job, status: JobStatus, services: Services, now: float) -> Outc
 
 def _complete(job: Job, status: JobStatus, services: Services, now: float) -> Outcome:
     settings = services.settings
-    if job.superseded_by:
+    if still_superseded(job, services, now):
         # A newer upload of this key owns the output key (its submit told us): do not overwrite it.
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return Outcome.SUPERSEDED

@@ -61,7 +61,7 @@ def fail_job(
     read), the report is taken back: a report never stands beside a job that did not fail.
     """
     settings = services.settings
-    if job.superseded_by:  # a newer version of the key took over: its outcome is the one to report
+    if still_superseded(job, services, now):  # a newer version took over: its outcome is the one to report
         services.store.mark_final(job, SUPERSEDED, now, "superseded", message)
         return False
     lease = services.store.lease_output(job.bucket, job.key, job.job_id, now, output_lease_seconds(settings))
@@ -101,14 +101,31 @@ def fail_job(
         services.store.release_output(job.bucket, job.key, job.job_id)
 
 
+def still_superseded(job: Job, services: Services, now: float) -> bool:
+    """Whether the job's ``superseded_by`` still holds, by the key record at this moment.
+
+    On an unversioned bucket a key put back to earlier bytes makes the older job the newest
+    again, and a notice from the version in between can land after that: the key record, not
+    the notice, decides. A stale notice is withdrawn (``reinstate``).
+    """
+    if not job.superseded_by:
+        return False
+    if services.store.latest_job_for(job.bucket, job.key) != job.job_id:
+        return True
+    if not job.is_final and services.store.reinstate(job, now):
+        job.superseded_by = None
+        return False
+    return True
+
+
 def _earlier_cutout(job: Job, services: Services) -> str | None:
-    """The key's cutout, if one stands there from an earlier upload (the report says so)."""
+    """The key's cutout, if one stands there from an earlier upload or run (the report says so)."""
     settings = services.settings
     output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
     if not fits_s3_key(output_key):
         return None
     owner = cutout_owner(services.s3, job.bucket, output_key)
-    return output_key if owner is not None and owner != job.job_id else None
+    return output_key if owner is not None else None
 
 
 def fail_new_job(job: Job, services: Services, now: float, *, reason: str, message: str) -> bool:

@@ -20,7 +20,7 @@ from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, 
 from cutouts.leases import claim_lease_seconds
 from cutouts.notifications import sources_in_notification
 from cutouts.observability import logger
-from cutouts.outcomes import Outcome, fail_job, fail_new_job
+from cutouts.outcomes import Outcome, fail_job, fail_new_job, still_superseded
 from cutouts.services import Services
 from cutouts.single_flight import follow_owner
 from cutouts.submission import RetryLater, SubmitOutcome, check_source, send_to_gateway
@@ -193,7 +193,7 @@ def _resubmit(job: Job, services: Services, now: float) -> Outcome:
         )
         return Outcome.FAILED
     newest = services.store.latest_job_for(job.bucket, job.key)
-    if job.superseded_by or newest not in (None, job.job_id):  # its result would never be written
+    if newest not in (None, job.job_id) or still_superseded(job, services, now):  # its result would never land
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
         return Outcome.SUPERSEDED
     checked = check_source(job, services, now, stored=True)

@@ -73,7 +73,7 @@ class FailureReport(NamedTuple):
         doc: dict[str, Any] = self._asdict()
         if self.earlier_cutout:
             doc["message"] = (
-                f"{self.message} (the cutout at {self.earlier_cutout} is from an earlier upload of this key)"
+                f"{self.message} (the cutout at {self.earlier_cutout} is from an earlier upload or run of this key)"
             )
         doc["failed_at"] = self.failed_at or datetime.now(UTC).isoformat(timespec="seconds")
         return json.dumps(doc, indent=2, ensure_ascii=False).encode()

@@ -20,19 +20,21 @@ from cutouts import constants as c
 from cutouts.content_cache import reuse_cutout
 from cutouts.gateway import GatewayInDoubt, GatewayPermanentError, GatewayTransientError
 from cutouts.image_sniff import RejectedImage
-from cutouts.job_store import RETRY, SUPERSEDED, Job
+from cutouts.job_store import COMPLETED, RETRY, SUPERSEDED, Job, Lease
 from cutouts.keys import (
     MAX_METADATA_BYTES,
     cutout_metadata,
+    failure_key_for,
     fits_s3_key,
     is_folder_marker,
     metadata_bytes,
     output_key_for,
     padded_sequencer,
 )
-from cutouts.leases import claim_lease_seconds
+from cutouts.leases import claim_lease_seconds, output_lease_seconds
 from cutouts.notifications import SourceObject
 from cutouts.outcomes import GATEWAY_ALARM_METRICS, Outcome, fail_job, fail_new_job
+from cutouts.reports import cutout_owner, remove_failure_report
 from cutouts.services import Services
 from cutouts.single_flight import wait_or_pay
 from cutouts.source_reader import SourceBytes, SourceGone, SourceReplaced, read_source
@@ -121,14 +123,29 @@ def _reverted(job: Job, services: Services, now: float) -> bool:
     output replaced its own.
     """
     existing = services.store.get(job.job_id)
-    if existing is None or not existing.superseded_by:
+    if existing is None or not (existing.superseded_by or existing.status == SUPERSEDED):
         return False
     if services.store.latest_job_for(job.bucket, job.key) != job.job_id:
         return False
     if not existing.is_final:
         services.store.reinstate(existing, now)
         return False
+    output_key = output_key_for(job.key, services.settings.input_prefix, services.settings.output_prefix)
+    if existing.status == COMPLETED and cutout_owner(services.s3, job.bucket, output_key) == job.job_id:
+        _clear_report(existing, services, now)  # its own cutout still stands: only a newer report is stale
+        return False
     return services.store.reopen(existing, now)
+
+
+def _clear_report(job: Job, services: Services, now: float) -> None:
+    """Remove the key's report, as the key's newest job under its output lease."""
+    settings = services.settings
+    if services.store.lease_output(job.bucket, job.key, job.job_id, now, output_lease_seconds(settings)) is Lease.OK:
+        try:
+            report_key = failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
+            remove_failure_report(services.s3, job.bucket, report_key)
+        finally:
+            services.store.release_output(job.bucket, job.key, job.job_id)
 
 
 def _end_if_open(job: Job, services: Services, now: float) -> None:
