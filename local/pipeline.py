@@ -95,6 +95,7 @@ class LocalPipeline:
         self.handlers: dict[str, Any] = {}
         self._saved_environ: dict[str, str] = {}
         self._s3: Any = None
+        self._job_store: JobStore | None = None
 
     @property
     def resources(self) -> LocalResources:
@@ -281,6 +282,8 @@ class LocalPipeline:
 
     def _outcome_of(self, bucket: str, job_id: str, output_key: str | None, report_key: str | None) -> str | None:
         """ "cutout" or "failed" if that job has ended with its own output in place (given keys exist), else None."""
+        if output_key is None and report_key is None:
+            return None
         job = self.job_store().get(job_id)
         if job is None or job.status not in (COMPLETED, FAILED):
             return None
@@ -295,8 +298,10 @@ class LocalPipeline:
         return None
 
     def job_store(self) -> JobStore:
-        """The job table, read with the harness's client (no injected faults)."""
-        return JobStore(self.resources.client("dynamodb"), self.resources.table_name)
+        """The job table, read with the harness's client (no injected faults), made once: clients are slow to make."""
+        if self._job_store is None:
+            self._job_store = JobStore(self.resources.client("dynamodb"), self.resources.table_name)
+        return self._job_store
 
     def wait(
         self,
