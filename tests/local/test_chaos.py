@@ -595,6 +595,9 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
         if broken:
             print(f"chaos: broken promises: {json.dumps(broken, ensure_ascii=False, default=str)[:4000]}")
         bucket_of = {"versioned": bucket, "unversioned": plain}
+        for promise, found in not_newest.items():
+            for entry in found:  # (bucket, key, newest version, cutout's job, report's job, report's reason)
+                print(f"chaos: {promise}: {entry}")
         for b, key in sorted({(bucket_of[str(f[0])], str(f[1])) for found in not_newest.values() for f in found}):
             # The records of a key whose output is not its newest version's, for the diagnosis
             records = [
