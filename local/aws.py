@@ -2,7 +2,9 @@
 
 The resources mirror the stack: a versioned bucket whose ObjectCreated notification is filtered
 on the input prefix into a queue, that queue's dead-letter queue, the job table built from the
-same schema the stack uses, and the two secrets.
+same schema the stack uses, and the two secrets. On request, a second bucket whose versioning was
+never enabled notifies the same queue: a bucket brought with ``-c bucketName=`` may be one, and
+its events carry no ``versionId``, so its jobs are keyed on the ETag.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class LocalResources:
     table_name: str
     gateway_key_secret: str
     signing_secret: str
+    unversioned_bucket: str | None = None  # never versioned; notifies the same queue
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG)
@@ -163,6 +166,7 @@ def create_resources(
     visibility_timeout: int,
     max_receives: int,
     name: str | None = None,
+    unversioned_bucket: bool = False,
 ) -> LocalResources:
     """Create the stack's resources; names are unique, as moto keeps its state per process."""
     name = name or f"cutouts-local-{secrets.token_hex(4)}"
@@ -185,18 +189,21 @@ def create_resources(
         },
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": input_prefix}]}},
-                }
-            ]
-        },
-    )
+    notification = {
+        "QueueConfigurations": [
+            {
+                "QueueArn": queue_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": input_prefix}]}},
+            }
+        ]
+    }
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notification)
+    plain_bucket = None
+    if unversioned_bucket:
+        plain_bucket = f"{name}-plain"
+        s3.create_bucket(Bucket=plain_bucket)
+        s3.put_bucket_notification_configuration(Bucket=plain_bucket, NotificationConfiguration=notification)
 
     table_name = f"{name}-jobs"
     ddb.create_table(TableName=table_name, **table_schema())
@@ -208,4 +215,6 @@ def create_resources(
     signing_arn = sm.create_secret(
         Name=f"{name}/callback-signing", SecretString=json.dumps({"current": secrets.token_urlsafe(48)})
     )["ARN"]
-    return LocalResources(endpoint_url, bucket, queue_url, queue_arn, dlq_url, table_name, key_arn, signing_arn)
+    return LocalResources(
+        endpoint_url, bucket, queue_url, queue_arn, dlq_url, table_name, key_arn, signing_arn, plain_bucket
+    )

@@ -108,6 +108,8 @@ class SqsEventSource:
         self._sqs, self._queue_url, self._queue_arn = sqs, queue_url, queue_arn
         self._handler, self._batch_size, self._function_name = handler, batch_size, function_name
         self._stop = threading.Event()
+        self._enabled = threading.Event()
+        self._enabled.set()
         self._threads = [
             threading.Thread(target=self._loop, daemon=True, name=f"sqs-poller-{i}") for i in range(concurrency)
         ]
@@ -127,8 +129,17 @@ class SqsEventSource:
         for thread in self._threads:
             thread.join(timeout=5)
 
+    def disable(self) -> None:
+        """As setting the mapping's ``Enabled`` to false: no more receives (a long poll under way ends within 1 s)."""
+        self._enabled.clear()
+
+    def enable(self) -> None:
+        self._enabled.set()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if not self._enabled.wait(0.2):
+                continue
             try:
                 reply = self._sqs.receive_message(
                     QueueUrl=self._queue_url,

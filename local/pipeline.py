@@ -6,17 +6,19 @@ environment, as they do in Lambda.
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from cutouts import constants as c
 from cutouts import keys
 from cutouts import settings_table as t
+from cutouts.job_store import COMPLETED, FAILED, JobStore
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
 from local.gateway_emulator import FaultConfig, GatewayEmulator
 from local.lambda_runtime import ExecutionEnvironments, HttpApi, Schedule, SqsEventSource
@@ -54,6 +56,16 @@ class LocalOptions:
     max_image_bytes: int = t.DEFAULTS["max_image_bytes"]
     secret_max_age_seconds: int = 5
     log_level: str = "ERROR"
+    unversioned_bucket: bool = False  # also a bucket never versioned, notifying the same queue
+
+
+class Upload(NamedTuple):
+    """One object version put by the harness, and the job the pipeline keys on it."""
+
+    bucket: str
+    key: str
+    version: str  # the VersionId, or the ETag on a bucket that is not versioned
+    job_id: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,7 @@ class LocalPipeline:
         self.handlers: dict[str, Any] = {}
         self._saved_environ: dict[str, str] = {}
         self._s3: Any = None
+        self._job_store: JobStore | None = None
 
     @property
     def resources(self) -> LocalResources:
@@ -111,6 +124,7 @@ class LocalPipeline:
             input_prefix=opts.input_prefix,
             visibility_timeout=opts.visibility_timeout,
             max_receives=opts.max_receives,
+            unversioned_bucket=opts.unversioned_bucket,
         )
         api = HttpApi(self._invoke_webhook)
         api.start()
@@ -204,11 +218,17 @@ class LocalPipeline:
             self._s3 = self.resources.client("s3")
         return self._s3
 
-    def upload(self, relative_key: str, data: bytes) -> str:
+    def upload(self, relative_key: str, data: bytes, bucket: str | None = None) -> str:
         """Put one object under the input prefix, as a user would; return the S3 key."""
+        return self.put(relative_key, data, bucket).key
+
+    def put(self, relative_key: str, data: bytes, bucket: str | None = None) -> Upload:
+        """Like :meth:`upload`, naming the version put and the job id the functions will give it."""
+        bucket = bucket or self.resources.bucket
         key = self.options.input_prefix + relative_key
-        self.s3().put_object(Bucket=self.resources.bucket, Key=key, Body=data)
-        return key
+        answer = self.s3().put_object(Bucket=bucket, Key=key, Body=data)
+        version = keys.job_version(answer.get("VersionId"), answer.get("ETag"))
+        return Upload(bucket, key, version, keys.job_id_for(bucket, key, version))
 
     def upload_tree(self, directory: Path, parallel: int = 8) -> list[str]:
         """Upload every file under ``directory``, keeping relative paths (as ``aws s3 sync`` would)."""
@@ -218,27 +238,84 @@ class LocalPipeline:
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             return list(pool.map(lambda p: self.upload(p.relative_to(directory).as_posix(), p.read_bytes()), files))
 
-    def account(self, input_keys: Iterable[str]) -> Accounting:
-        """Which inputs have a cutout, which a failure report, which neither (yet)."""
-        opts = self.options
-        outputs = self._list(opts.output_prefix)
-        reports = self._list(opts.failure_prefix)
-        done, failed, missing = [], [], []
+    def account(
+        self,
+        input_keys: Iterable[str],
+        newest: Mapping[str, str] | None = None,
+        bucket: str | None = None,
+        _settled: dict[str, str] | None = None,
+    ) -> Accounting:
+        """Which inputs have a cutout, which a failure report, which neither (yet).
+
+        ``newest`` maps input keys to the job id of their newest upload (:meth:`put`): such a key
+        counts only once that job has ended (COMPLETED or FAILED) and the cutout or report there
+        is its own. Any output does for the other keys.
+        """
+        opts, bucket = self.options, bucket or self.resources.bucket
+        newest = newest or {}
+        settled = {} if _settled is None else _settled
+        outputs = self._list(opts.output_prefix, bucket)
+        reports = self._list(opts.failure_prefix, bucket)
+        done: list[str] = []
+        failed: list[str] = []
+        missing: list[str] = []
         for key in input_keys:
-            if keys.output_key_for(key, opts.input_prefix, opts.output_prefix) in outputs:
-                done.append(key)
-            elif keys.failure_key_for(key, opts.input_prefix, opts.failure_prefix) in reports:
-                failed.append(key)
+            output_key = keys.output_key_for(key, opts.input_prefix, opts.output_prefix)
+            report_key = keys.failure_key_for(key, opts.input_prefix, opts.failure_prefix)
+            if key in newest:
+                if key not in settled:
+                    outcome = self._outcome_of(
+                        bucket,
+                        newest[key],
+                        output_key if output_key in outputs else None,
+                        report_key if report_key in reports else None,
+                    )
+                    if outcome:
+                        settled[key] = outcome
+                outcome = settled.get(key)
+            elif output_key in outputs:
+                outcome = "cutout"
             else:
-                missing.append(key)
+                outcome = "failed" if report_key in reports else None
+            {"cutout": done, "failed": failed, None: missing}[outcome].append(key)
         return Accounting(done, failed, missing)
 
+    def _outcome_of(self, bucket: str, job_id: str, output_key: str | None, report_key: str | None) -> str | None:
+        """ "cutout" or "failed" if that job has ended with its own output in place (given keys exist), else None."""
+        if output_key is None and report_key is None:
+            return None
+        job = self.job_store().get(job_id)
+        if job is None or job.status not in (COMPLETED, FAILED):
+            return None
+        if job.status == COMPLETED and output_key:
+            head = self.s3().head_object(Bucket=bucket, Key=output_key)
+            if head["Metadata"].get("job-id") == job_id:
+                return "cutout"
+        if job.status == FAILED and report_key:
+            report = json.loads(self.s3().get_object(Bucket=bucket, Key=report_key)["Body"].read())
+            if report.get("job_id") == job_id:
+                return "failed"
+        return None
+
+    def job_store(self) -> JobStore:
+        """The job table, read with the harness's client (no injected faults), made once: clients are slow to make."""
+        if self._job_store is None:
+            self._job_store = JobStore(self.resources.client("dynamodb"), self.resources.table_name)
+        return self._job_store
+
     def wait(
-        self, input_keys: list[str], timeout: float, progress: Callable[[Accounting], None] | None = None
+        self,
+        input_keys: list[str],
+        timeout: float,
+        progress: Callable[[Accounting], None] | None = None,
+        newest: Mapping[str, str] | None = None,
+        bucket: str | None = None,
     ) -> Accounting:
+        """Poll until every input is accounted for (see :meth:`account`), or the time-out passes."""
         deadline = time.monotonic() + timeout
+        settled: dict[str, str] = {}  # a newest version, once ended with its output, stays so
         while True:
-            accounting = self.account(input_keys)
+            accounting = self.account(input_keys, newest, bucket, settled)
             if progress:
                 progress(accounting)
             if not accounting.unaccounted or time.monotonic() >= deadline:
@@ -256,10 +333,10 @@ class LocalPipeline:
                 count += 1
         return count
 
-    def _list(self, prefix: str) -> set[str]:
+    def _list(self, prefix: str, bucket: str | None = None) -> set[str]:
         found: set[str] = set()
         paginator = self.s3().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.resources.bucket, Prefix=prefix):
+        for page in paginator.paginate(Bucket=bucket or self.resources.bucket, Prefix=prefix):
             found.update(obj["Key"] for obj in page.get("Contents", []))
         return found
 

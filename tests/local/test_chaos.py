@@ -3,7 +3,11 @@
 Also transient S3 and DynamoDB errors on the functions' own calls (throttles and 5xx, some
 outlasting botocore's retries), malformed media URLs from the gateway, groups of identical
 images uploaded at the same moment, folder markers, and keys whose cutout or report key would
-break S3's limits.
+break S3's limits. Keys are overwritten 2-4 times while earlier versions are in flight (the newest
+sometimes a bad input); on a second bucket whose versioning was never enabled (jobs keyed on the
+ETag), keys go A -> B -> A; and an operator retries failed jobs (`cutouts_cli retry`) mid-run. For
+every key, the output left standing must be its newest version's: that version's cutout, or that
+version's report (beside an older cutout only if the report says so), never both.
 
 `make test` runs it with CUTOUTS_CHAOS_INPUTS (default 60) inputs; `make chaos` with 400. The
 extra inputs (identical groups, long keys) come on top; folder markers are not inputs.
@@ -27,9 +31,11 @@ import urllib3
 from PIL import Image, ImageDraw
 
 from cutouts import keys
+from cutouts_cli.retry import matching_failures, retry_failed
+from cutouts_cli.target import Target, make_clients
 from local.gateway_emulator import FaultConfig
 from local.moto_server import AwsFaultConfig
-from local.pipeline import LocalOptions, LocalPipeline
+from local.pipeline import LocalOptions, LocalPipeline, Upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
@@ -109,14 +115,14 @@ LONG_RELATIVE_KEYS = [
 WIDE_RELATIVE_KEY = "写真" * 120 + ".jpg"
 
 
-def _upload_identical_group(pipeline: LocalPipeline, keys_: list[str], data: bytes) -> list[str]:
+def _upload_identical_group(uploads: Uploads, keys_: list[str], data: bytes) -> list[str]:
     """Upload the same bytes under every name at the same moment, one thread each."""
     start = threading.Barrier(len(keys_))
     uploaded: list[str] = []
 
     def upload(name: str) -> None:
         start.wait()
-        uploaded.append(pipeline.upload(name, data))
+        uploaded.append(uploads.put(name, data))
 
     threads = [threading.Thread(target=upload, args=(name,)) for name in keys_]
     for thread in threads:
@@ -124,6 +130,87 @@ def _upload_identical_group(pipeline: LocalPipeline, keys_: list[str], data: byt
     for thread in threads:
         thread.join()
     return sorted(uploaded)
+
+
+# What an operator would retry: failures a new attempt can fix (the emulator draws a new fate).
+RETRYABLE_REASONS = ["gateway-gave-up", "timed-out", "model-failed", "dead-lettered"]
+
+
+class Uploads:
+    """Every version the run puts, in order per key: the last one put is the key's newest."""
+
+    def __init__(self, pipeline: LocalPipeline) -> None:
+        self.pipeline = pipeline
+        self.newest: dict[tuple[str, str], Upload] = {}  # (bucket, key) -> newest upload
+        self.content: dict[tuple[str, str], str] = {}  # (bucket, key) -> SHA-256 of the newest bytes
+        self.versions: Counter[tuple[str, str]] = Counter()  # (bucket, key) -> uploads
+        self._lock = threading.Lock()
+
+    def put(self, name: str, data: bytes, bucket: str | None = None) -> str:
+        upload = self.pipeline.put(name, data, bucket)
+        with self._lock:  # one thread per key puts its versions in order, so the last one is the newest
+            self.newest[upload.bucket, upload.key] = upload
+            self.content[upload.bucket, upload.key] = hashlib.sha256(data).hexdigest()
+            self.versions[upload.bucket, upload.key] += 1
+        return upload.key
+
+    def newest_job_ids(self, bucket: str) -> dict[str, str]:
+        return {key: upload.job_id for (b, key), upload in self.newest.items() if b == bucket}
+
+
+def _overwrite_in_bursts(
+    uploads: Uploads, plan: list[tuple[str, list[tuple[float, bytes]]]], bucket: str | None = None
+) -> list[threading.Thread]:
+    """Upload each key's versions in its own thread, each after its pause: earlier ones still in flight."""
+
+    def burst(name: str, versions: list[tuple[float, bytes]]) -> None:
+        for pause, data in versions:
+            time.sleep(pause)
+            uploads.put(name, data, bucket)
+
+    threads = [threading.Thread(target=burst, args=item, daemon=True) for item in plan]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+class Operator:
+    """Runs `cutouts_cli retry` for retryable failures at set moments of the run, as a person would."""
+
+    def __init__(self, pipeline: LocalPipeline, at_seconds: list[float]) -> None:
+        res, opts = pipeline.resources, pipeline.options
+        self.target = Target(
+            bucket=res.bucket,
+            queue_url=res.queue_url,
+            dlq_url=res.dlq_url,
+            table=res.table_name,
+            input_prefix=opts.input_prefix,
+            output_prefix=opts.output_prefix,
+            failure_prefix=opts.failure_prefix,
+            region="us-east-1",
+            endpoint_url=res.endpoint_url,  # the harness's port: an operator's calls see no injected fault
+        )
+        self.clients = make_clients(self.target)
+        self.at_seconds = at_seconds
+        self.retried: list[tuple[str, str, str, str | None]] = []  # (bucket, key, job id, reason)
+        self.runs: list[dict[str, object]] = []
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _loop(self) -> None:
+        for at in self.at_seconds:
+            time.sleep(max(0.0, self._started + at - time.monotonic()))
+            jobs = matching_failures(self.clients, self.target, time.time(), RETRYABLE_REASONS, None)
+            result = retry_failed(self.clients, self.target, jobs, time.time(), region="us-east-1")
+            by_id = {job.job_id: job for job in jobs}
+            self.retried += [(by_id[r.job_id].bucket, r.key, r.job_id, r.reason) for r in result.retried]
+            self.runs.append({"matched": result.matched, "retried": len(result.retried), **result.skipped})
 
 
 def _source_key(source: str, bucket: str) -> str:
@@ -212,6 +299,7 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
         in_doubt_grace_seconds=3,
         max_image_bytes=MAX_IMAGE_BYTES,
         emulator_workers=6,
+        unversioned_bucket=True,  # for keys reverted to earlier bytes: A -> B -> A, keyed on the ETag
     )
     evil = EvilHost()
     with LocalPipeline(options) as pipeline:
@@ -222,14 +310,40 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
         maybe_deleted: list[str] = []
         inputs: list[str] = []
         groups: list[tuple[str, list[str]]] = []  # (SHA-256, keys) of identical uploads
-        uploaded: dict[str, set[str]] = {}  # key -> SHA-256 of every version uploaded
+        uploads = Uploads(pipeline)
+        bucket, plain = pipeline.resources.bucket, pipeline.resources.unversioned_bucket
+        assert plain is not None
 
         def upload(name: str, data: bytes) -> str:
-            key = pipeline.upload(name, data)
-            uploaded.setdefault(key, set()).add(hashlib.sha256(data).hexdigest())
-            return key
+            return uploads.put(name, data)
 
         bad = _bad_inputs(rng)
+        # Keys overwritten 2-4 times at random intervals while earlier versions are in flight, the
+        # newest sometimes a bad input; and, on the unversioned bucket, keys put back to earlier
+        # bytes (A -> B -> A, the two A's identical), some with A and B in flight together. Their own
+        # RNG, so the other inputs are the same as ever.
+        burst_rng = random.Random(31)
+        pdf = bad[2][1]
+        bursts: list[tuple[str, list[tuple[float, bytes]]]] = []
+        for n in range(max(3, INPUTS // 15)):
+            versions = [_image(burst_rng, burst_rng.choice(["PNG", "JPEG"])) for _ in range(burst_rng.randint(2, 4))]
+            if n % 3 == 1:
+                versions[-1] = pdf  # a PDF named .jpg as the newest: its report, not the older cutout
+            elif n % 3 == 2:
+                versions[burst_rng.randrange(len(versions) - 1)] = bad[3][1]  # a truncated one in between
+            pauses = [burst_rng.uniform(0, 3)] + [burst_rng.uniform(0, 2) for _ in versions[1:]]
+            bursts.append((f"burst/{n}.jpg", list(zip(pauses, versions, strict=True))))
+        reverts: list[tuple[str, list[tuple[float, bytes]]]] = []
+        for n in range(max(3, INPUTS // 20)):
+            a, b = _image(burst_rng), _image(burst_rng) if n % 3 else pdf
+            close = n % 2 == 0  # A and B in flight at the same time, else B after A had a while
+            pauses = [burst_rng.uniform(0, 3)] + [burst_rng.uniform(0, 0.3 if close else 2) for _ in range(2)]
+            reverts.append((f"revert/{n}.png", list(zip(pauses, [a, b, a], strict=True))))
+        writers = _overwrite_in_bursts(uploads, bursts) + _overwrite_in_bursts(uploads, reverts, plain)
+        # The operator retries what a retry can fix, while the run goes on (and once more near the
+        # maximum age, when timed-out jobs appear).
+        operator = Operator(pipeline, at_seconds=[8.0, 18.0, 30.0])
+        operator.start()
         for i in range(INPUTS):
             kind = i % 10
             if kind in (0, 1):  # a bad input
@@ -255,19 +369,29 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
                 data = bad[3][1] if n == 0 else _image(rng)  # the first group is a truncated image
                 names = [f"same/{n}/{j}-{'copy' if j else 'original'}.jpg" for j in range(rng.randint(3, 5))]
                 digest = hashlib.sha256(data).hexdigest()
-                groups.append((digest, _upload_identical_group(pipeline, names, data)))
-                for key in groups[-1][1]:
-                    uploaded[key] = {digest}
+                groups.append((digest, _upload_identical_group(uploads, names, data)))
                 inputs += groups[-1][1]
         # "Create folder" in the console: zero-byte objects ending in "/"; not inputs
         markers = [upload(name, b"") for name in ("new folder/", "good/", "same/deeper/still/")]
         long_keys = [upload(name, _image(rng)) for name in LONG_RELATIVE_KEYS]
         inputs.append(upload(WIDE_RELATIVE_KEY, _image(rng)))
+        for writer in writers:
+            writer.join()
+        inputs += [f"{pipeline.options.input_prefix}{name}" for name, _ in bursts]
+        for name, versions in bursts:
+            if versions[-1][1] == pdf:
+                expected_reason[f"{pipeline.options.input_prefix}{name}"] = "unsupported-type"
+        reverted = [f"{pipeline.options.input_prefix}{name}" for name, _ in reverts]
+        operator.join()  # its retries are part of the run: every key's newest version settles after them
 
-        s3, bucket, opts = pipeline.s3(), pipeline.resources.bucket, pipeline.options
+        s3, opts = pipeline.s3(), pipeline.options
         started = time.monotonic()
         deadline = started + 150
-        accounting = pipeline.wait(inputs, timeout=150)
+        # Accounted: the newest version's job has ended, and the cutout or report standing is its own.
+        accounting = pipeline.wait(inputs, timeout=150, newest=uploads.newest_job_ids(bucket))
+        plain_accounting = pipeline.wait(
+            reverted, timeout=max(1.0, deadline - time.monotonic()), newest=uploads.newest_job_ids(plain), bucket=plain
+        )
         reports: dict[str, dict] = {}  # report key -> report, for the reports of long keys
 
         def long_keys_reported() -> set[str]:
@@ -288,10 +412,26 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
         # Every input ended as exactly one of: a cutout, or a failure report.
         if accounting.unaccounted:
             broken["unaccounted"] = accounting.unaccounted
-        # Each object version was charged at most once; so was each content (single-flight).
-        if twice := {s: n for s, n in stats["charged_by_source"].items() if n > 1}:
+        # Each object version was charged at most once; so was each content (single-flight). Except
+        # what was asked for: an operator's retry of a failure the gateway charged (model-failed)
+        # pays again, and so does bytes put back (A -> B -> A) after a newer upload's cutout
+        # replaced theirs; on the unversioned bucket, a "source" is every version of its key.
+        retried_jobs = Counter(job_id for _, _, job_id, _ in operator.retried)
+        retried_keys = Counter((b, key) for b, key, _, _ in operator.retried)
+        content_allowance = Counter(uploads.content[b, key] for b, key, _, _ in operator.retried)
+        content_allowance.update(uploads.content[plain, key] for key in reverted)
+
+        def charges_allowed(source: str) -> int:
+            if source.startswith(f"/{plain}/"):
+                key = source.removeprefix(f"/{plain}/")
+                return uploads.versions[plain, key] + retried_keys[plain, key]
+            key = _source_key(source, bucket)
+            version = source.partition("?versionId=")[2]
+            return 1 + retried_jobs[keys.job_id_for(bucket, key, version)]
+
+        if twice := {s: n for s, n in stats["charged_by_source"].items() if n > charges_allowed(s)}:
             broken["object versions charged twice"] = twice
-        if content_twice := {h: n for h, n in stats["charged_by_content"].items() if n > 1}:
+        if content_twice := {h: n for h, n in stats["charged_by_content"].items() if n > 1 + content_allowance[h]}:
             broken["content hashes charged more than once"] = content_twice
         # Nobody was let in, and nothing was fetched from a host that is not the gateway's.
         assert forger.forged, "the forger sent nothing"
@@ -327,22 +467,51 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
             body = s3.get_object(Bucket=bucket, Key=keys.output_key_for(key, opts.input_prefix, opts.output_prefix))
             image = Image.open(io.BytesIO(body["Body"].read()))
             assert image.mode == "RGBA" and image.getpixel((2, 2))[3] == 0
-        # Every cutout is of its own source: the very media the gateway made from bytes uploaded
-        # under that key (by its own request or an identical twin's).
+        # Every cutout is of its own source: the very media the gateway made from the bytes of the
+        # key's newest upload (by its own request or an identical twin's).
         media_of: dict[str, set[str]] = {}  # content SHA-256 -> SHA-256 of the media made from it
         for job in stats["jobs"].values():
             if job["media_sha256"]:
                 media_of.setdefault(job["content_sha256"], set()).add(job["media_sha256"])
-        for key in accounting.cutouts:
+        for b, key in [(bucket, k) for k in accounting.cutouts] + [(plain, k) for k in plain_accounting.cutouts]:
             cutout_key = keys.output_key_for(key, opts.input_prefix, opts.output_prefix)
-            digest = hashlib.sha256(s3.get_object(Bucket=bucket, Key=cutout_key)["Body"].read()).hexdigest()
-            if not any(digest in media_of.get(content, ()) for content in uploaded[key]):
-                broken.setdefault("cutouts not made from their own source", []).append(key)
+            digest = hashlib.sha256(s3.get_object(Bucket=b, Key=cutout_key)["Body"].read()).hexdigest()
+            if digest not in media_of.get(uploads.content[b, key], ()):  # its newest version's bytes
+                broken.setdefault("cutouts not made from their newest source", []).append(key)
+        # For every key, the output standing is its newest version's: that version's cutout, or that
+        # version's report (beside an older version's cutout only if it says so), never both.
+        not_newest: dict[str, list[tuple[object, ...]]] = {}
+        for b, key in [(bucket, k) for k in inputs] + [(plain, k) for k in reverted]:
+            newest, where = uploads.newest[b, key], "unversioned" if b == plain else "versioned"
+            cutout_key = keys.output_key_for(key, opts.input_prefix, opts.output_prefix)
+            report_key = keys.failure_key_for(key, opts.input_prefix, opts.failure_prefix)
+            try:
+                cutout = s3.head_object(Bucket=b, Key=cutout_key)["Metadata"]
+            except s3.exceptions.ClientError:
+                cutout = None
+            try:
+                report = json.loads(s3.get_object(Bucket=b, Key=report_key)["Body"].read())
+            except s3.exceptions.NoSuchKey:
+                report = None
+            cutout_job = cutout and cutout.get("job-id")
+            report_job = report and report.get("job_id")
+            found = (where, key, newest.version, cutout_job, report_job, report and report.get("reason"))
+            if cutout_job == newest.job_id and cutout and cutout.get("source-version") == newest.version:
+                if report is not None:
+                    not_newest.setdefault("a cutout of the newest version and a report", []).append(found)
+            elif report_job == newest.job_id and report and report.get("source_version") == newest.version:
+                if cutout is not None and not report.get("earlier_cutout"):
+                    not_newest.setdefault("a report beside an older cutout, not saying so", []).append(found)
+            else:
+                not_newest.setdefault("final output not the newest version's", []).append(found)
+        broken.update(not_newest)
+        newest_broken = sum(len(found) for found in not_newest.values())
         # A malformed media_url ends its job with a bad-output report (and stalls nothing: see above).
         accepted_per_key = Counter(_source_key(source, bucket) for source in stats["accepted_by_source"])
         for job in stats["jobs"].values():
             key = _source_key(job["source"], bucket)
-            if job["malformed_media_url"] and job["status"] == "COMPLETED" and accepted_per_key[key] == 1:
+            single = accepted_per_key[key] == 1 and uploads.versions[bucket, key] == 1
+            if job["malformed_media_url"] and job["status"] == "COMPLETED" and single:
                 report_key = keys.failure_key_for(key, opts.input_prefix, opts.failure_prefix)
                 if key in accounting.failed:
                     outcome = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())["reason"]
@@ -384,7 +553,8 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
             .get_paginator("scan")
             .paginate(TableName=pipeline.resources.table_name)
         )
-        named = {value["S"] for page in items for item in page["Items"] for value in item.values() if "S" in value}
+        table = [item for page in items for item in page["Items"]]
+        named = {value["S"] for item in table for value in item.values() if "S" in value}
         if marker_records := sorted(m for m in markers if any(v.endswith(m) for v in named)):
             broken["folder markers with a job record"] = marker_records
         # Keys too long for their cutout, report or metadata get a report at a key that fits, and cost nothing.
@@ -406,6 +576,10 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
             f"({forged_5xx} with a 5xx); "
             f"untrusted bodies {len(forger.untrusted_bodies)}; evil host hits {evil.hits}; "
             f"deleted-before-processing {len(maybe_deleted)}, overwritten {len(overwritten)}; "
+            f"overwrite bursts {len(bursts)} ({sum(len(v) for _, v in bursts)} versions), "
+            f"reverted A->B->A {len(reverts)} ({plain_accounting.summary()}); "
+            f"operator retries {len(operator.retried)} in {len(operator.runs)} runs; "
+            f"keys whose final output is not the newest version's alone {newest_broken}; "
             f"AWS faults injected {aws_faults['injected']} on {aws_faults['calls_faulted']}/{aws_faults['calls_seen']} "
             f"calls, {aws_faults['reached'] + aws_faults['stopped_early']} reached our code; "
             f"malformed media URLs served {stats['malformed_media_urls']}; "
@@ -420,5 +594,20 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
         print(f"chaos: handler errors: {dict(handler_errors)}")
         if broken:
             print(f"chaos: broken promises: {json.dumps(broken, ensure_ascii=False, default=str)[:4000]}")
+        bucket_of = {"versioned": bucket, "unversioned": plain}
+        for promise, found in not_newest.items():
+            for entry in found:  # (bucket, key, newest version, cutout's job, report's job, report's reason)
+                print(f"chaos: {promise}: {entry}")
+        for b, key in sorted({(bucket_of[str(f[0])], str(f[1])) for found in not_newest.values() for f in found}):
+            # The records of a key whose output is not its newest version's, for the diagnosis
+            records = [
+                {name: next(iter(value.values())) for name, value in item.items()}
+                for item in table
+                if item.get("key", {}).get("S") == key
+                and item.get("bucket", {}).get("S") == b
+                or item["pk"]["S"] == f"key#{b}/{key}"
+            ]
+            if records:
+                print(f"chaos: records of {b}/{key} (newest {uploads.newest[b, key].job_id}): {records}")
     evil.stop()
     assert not broken, broken
