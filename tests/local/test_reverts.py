@@ -78,12 +78,6 @@ def test_a_key_put_back_to_bytes_whose_first_job_found_them_overwritten_gets_the
         assert _settled(pipeline, third), _state(pipeline, third)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in functions/cutouts/submission.py: an event older than the key record (note_newest -> None) "
-    "calls _end_if_open on its job id, which on an unversioned bucket is also the newest upload's (same ETag): "
-    "the in-flight newest job ends SUPERSEDED and the key is left with no cutout and no report",
-)
 def test_a_late_event_of_the_first_upload_does_not_end_the_reverted_keys_job():
     with LocalPipeline(LocalOptions(faults=FAST, unversioned_bucket=True)) as pipeline:
         plain, sqs = pipeline.resources.unversioned_bucket, pipeline.resources.client("sqs")
