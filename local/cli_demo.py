@@ -65,7 +65,7 @@ def _mirrored(path: Path) -> bytes:
 
 
 def _reports(pipeline: Any) -> int:
-    return len(pipeline._list(pipeline.options.failure_prefix))
+    return len(pipeline.list_keys(pipeline.options.failure_prefix))
 
 
 def _wait(predicate: Any, seconds: float = 30.0) -> None:
@@ -153,7 +153,7 @@ def main() -> int:
         time.sleep(1.0)
         cli("status", "--json")
         stats = emulator.stats()
-        outputs = pipeline._list(options.output_prefix)
+        outputs = pipeline.list_keys(options.output_prefix)
         cached = sum(
             "cached-from" in pipeline.s3().head_object(Bucket=res.bucket, Key=key)["Metadata"] for key in outputs
         )

@@ -254,8 +254,8 @@ class LocalPipeline:
         opts, bucket = self.options, bucket or self.resources.bucket
         newest = newest or {}
         settled = {} if _settled is None else _settled
-        outputs = self._list(opts.output_prefix, bucket)
-        reports = self._list(opts.failure_prefix, bucket)
+        outputs = self.list_keys(opts.output_prefix, bucket)
+        reports = self.list_keys(opts.failure_prefix, bucket)
         done: list[str] = []
         failed: list[str] = []
         missing: list[str] = []
@@ -326,14 +326,15 @@ class LocalPipeline:
         """Copy the bucket's output and failure prefixes into ``output_dir``."""
         s3, count = self.s3(), 0
         for prefix in (self.options.output_prefix, self.options.failure_prefix):
-            for key in sorted(self._list(prefix)):
+            for key in sorted(self.list_keys(prefix)):
                 target = output_dir / key
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(s3.get_object(Bucket=self.resources.bucket, Key=key)["Body"].read())
                 count += 1
         return count
 
-    def _list(self, prefix: str, bucket: str | None = None) -> set[str]:
+    def list_keys(self, prefix: str, bucket: str | None = None) -> set[str]:
+        """Every key under ``prefix`` (in the pipeline's bucket unless another is named)."""
         found: set[str] = set()
         paginator = self.s3().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket or self.resources.bucket, Prefix=prefix):

@@ -22,11 +22,11 @@ FAST = FaultConfig(processing_delay=0.05)
 
 
 def outputs(pipeline) -> set[str]:
-    return pipeline._list(pipeline.options.output_prefix)
+    return pipeline.list_keys(pipeline.options.output_prefix)
 
 
 def reports(pipeline) -> set[str]:
-    return pipeline._list(pipeline.options.failure_prefix)
+    return pipeline.list_keys(pipeline.options.failure_prefix)
 
 
 def test_backfill_enqueues_existing_images_once_and_is_safe_to_rerun(cli_for):

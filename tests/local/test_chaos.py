@@ -398,7 +398,7 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
 
         def long_keys_reported() -> set[str]:
             known = {keys.failure_key_for(k, opts.input_prefix, opts.failure_prefix) for k in inputs}
-            for report_key in pipeline._list(opts.failure_prefix) - known - set(reports):
+            for report_key in pipeline.list_keys(opts.failure_prefix) - known - set(reports):
                 reports[report_key] = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
             return {r.get("source_key") for r in reports.values()} & set(long_keys)
 
@@ -544,7 +544,7 @@ def test_chaos_every_input_accounted_charged_once_nobody_let_in():
         if crashes := {name: n for name, n in handler_errors.items() if not any(e in name for e in expected)}:
             broken["handlers crashed (not an AWS error)"] = crashes
         # Folder markers are ignored: no job, no report, nothing submitted.
-        failure_keys = pipeline._list(opts.failure_prefix)
+        failure_keys = pipeline.list_keys(opts.failure_prefix)
         if folder_reports := sorted(k for k in failure_keys if k.endswith("/.json")):
             broken["reports of folder markers"] = folder_reports
         submitted_keys = {_source_key(source, bucket) for source in stats["accepted_by_source"]}
