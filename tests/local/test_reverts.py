@@ -53,7 +53,7 @@ def test_a_key_put_back_to_earlier_bytes_gets_their_cutout_again():
 
         # Then A's job is reopened and its cutout stands there again, with no report
         assert _settled(pipeline, third), _state(pipeline, third)
-        assert pipeline._list("failed/", plain) == set()
+        assert pipeline.list_keys("failed/", plain) == set()
 
 
 def test_a_key_put_back_to_bytes_whose_first_job_found_them_overwritten_gets_their_cutout():
