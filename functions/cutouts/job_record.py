@@ -127,7 +127,6 @@ class TableAccess:
         condition: str,
         values: Mapping[str, Any],
         remove: Sequence[str] = (),
-        set_if_absent: Mapping[str, Any] | None = None,
     ) -> bool:
         names = {token: token[1:] for token in re.findall(r"#\w+", condition)}
         sets, attr_values = [], {k: serialize(v) for k, v in values.items()}
@@ -135,10 +134,6 @@ class TableAccess:
             names[f"#f{i}"] = name
             attr_values[f":v{i}"] = serialize(value)
             sets.append(f"#f{i} = :v{i}")
-        for i, (name, value) in enumerate((set_if_absent or {}).items()):
-            names[f"#n{i}"] = name
-            attr_values[f":n{i}"] = serialize(value)
-            sets.append(f"#n{i} = if_not_exists(#n{i}, :n{i})")
         expression = "SET " + ", ".join(sets)
         if remove:
             for i, name in enumerate(remove):
