@@ -120,6 +120,12 @@ class Storage(Construct):
             partition_key=_attribute(c.CONTENT_INDEX_PARTITION_KEY),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+        table.add_global_secondary_index(  # sparse: only jobs whose end's event is not sent yet
+            index_name=c.EVENTS_INDEX_NAME,
+            partition_key=_attribute(c.EVENTS_INDEX_PARTITION_KEY),
+            sort_key=_attribute(c.STATUS_INDEX_SORT_KEY),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
         return table
 
     def _queues(self, config: StackConfig, submit_timeout: Duration) -> tuple[sqs.Queue, sqs.Queue]:

@@ -47,6 +47,16 @@ METRIC_RECONCILE_JOB_ERRORS: Final = "ReconcileJobErrors"  # a job the reconcile
 CONTENT_INDEX_NAME: Final = "by_content"
 CONTENT_INDEX_PARTITION_KEY: Final = "content_hash"
 
+# Sparse index of the jobs whose end's event is not on the bus yet (job_events; the reconciler retries).
+EVENTS_INDEX_NAME: Final = "by_event_pending"
+EVENTS_INDEX_PARTITION_KEY: Final = "event_pending"
+
+# Completion events (job_events): put on the account's default EventBridge bus.
+EVENT_SOURCE: Final = "cutouts"
+EVENT_BUS_NAME: Final = "default"
+METRIC_EVENTS_SENT: Final = "EventsSent"
+METRIC_EVENTS_FAILED: Final = "EventsFailed"  # a PutEvents call or entry that failed: the reconciler retries
+
 # The job table's key schema, as boto3 `create_table` keyword arguments (add TableName).
 # The stack builds its table from these names and an infra test asserts the synthesized
 # table matches this dict exactly, so the local stack, the tests and the cloud agree.
@@ -56,6 +66,7 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
         {"AttributeName": STATUS_INDEX_PARTITION_KEY, "AttributeType": "S"},
         {"AttributeName": STATUS_INDEX_SORT_KEY, "AttributeType": "N"},
         {"AttributeName": CONTENT_INDEX_PARTITION_KEY, "AttributeType": "S"},
+        {"AttributeName": EVENTS_INDEX_PARTITION_KEY, "AttributeType": "S"},
     ],
     "KeySchema": [{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}],
     "GlobalSecondaryIndexes": [
@@ -70,6 +81,14 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
         {
             "IndexName": CONTENT_INDEX_NAME,
             "KeySchema": [{"AttributeName": CONTENT_INDEX_PARTITION_KEY, "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": EVENTS_INDEX_NAME,
+            "KeySchema": [
+                {"AttributeName": EVENTS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": STATUS_INDEX_SORT_KEY, "KeyType": "RANGE"},
+            ],
             "Projection": {"ProjectionType": "ALL"},
         },
     ],

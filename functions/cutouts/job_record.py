@@ -46,6 +46,8 @@ class Job:
     superseded_by: str | None = None  # a newer version of the key was uploaded while this one ran
     errors: int | None = None  # passes of the reconciler that failed on this job
     reopened_at: float | None = None  # an operator's retry: older queue messages are stale
+    event_pending: str | None = None  # the end (state) whose event is not on the bus yet (job_events)
+    uploaded_at: float | None = None  # the S3 event's time, when the notification gave one
 
     @property
     def is_final(self) -> bool:
@@ -99,6 +101,14 @@ def to_job(item: Mapping[str, Any]) -> Job:
     for name in ("created_at", "updated_at"):
         values[name] = float(values.get(name) or 0)
     return Job(**values)
+
+
+def job_from_values(values: Mapping[str, Any]) -> Job:
+    """A job from an update's returned (already deserialized) attributes."""
+    known = {name: value for name, value in values.items() if name in _JOB_FIELDS}
+    for name in ("created_at", "updated_at"):
+        known[name] = float(known.get(name) or 0)
+    return Job(**known)
 
 
 def present(job: Job, names: Sequence[str]) -> dict[str, Any]:

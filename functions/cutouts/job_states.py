@@ -31,6 +31,13 @@ OPEN = (Status.SUBMITTING, Status.SUBMITTED, Status.IN_DOUBT, Status.RETRY, Stat
 FINAL = (Status.COMPLETED, Status.FAILED, Status.SUPERSEDED)
 LATE_REASON = "timed-out"  # the one failure a confirmed, billed result may still turn into a completion
 
+# Ends that other systems hear about (job_events): entering one of these states also writes
+# EVENT_PENDING (the state entered) in the same update, and "event_sent" clears it once the
+# event is on the bus, so an end is announced even if the process dies between the two.
+# SUPERSEDED is not announced: the newer version's job ends the key's story with its own event.
+EVENT_PENDING = "event_pending"
+ANNOUNCED: dict[str, str] = {Status.COMPLETED: "Cutout Created", Status.FAILED: "Cutout Failed"}
+
 
 class Guard(StrEnum):
     """What a condition checks besides the state; the caller supplies what it acted on."""
@@ -41,6 +48,7 @@ class Guard(StrEnum):
     NO_REQUEST = "no request recorded yet"
     CURRENT = "no newer version has taken the key"
     LATE = "failed only as timed-out"
+    ENDED = "finished_at is the end the caller announced"
 
 
 IDENTITY = ("job_id", "bucket", "key", "version", "version_id", "etag")
@@ -58,7 +66,7 @@ class Transition(NamedTuple):
 
 _ENDING = ("finished_at", "reason", "error", "expires_at")
 _COMPLETING = ("finished_at", "output_key", "expires_at")
-_NEW_JOB = (*IDENTITY, "content_hash")
+_NEW_JOB = (*IDENTITY, "content_hash", "uploaded_at")
 
 TRANSITIONS: dict[str, Transition] = {
     # Submit: everything free is checked first, then the claim and the POST follow at once.
@@ -132,7 +140,7 @@ TRANSITIONS: dict[str, Transition] = {
         (NEW, Status.RETRY, Status.WAITING),
         Status.COMPLETED,
         (Guard.CURRENT,),
-        sets=(*_COMPLETING, *IDENTITY, "from_cache", "content_hash"),
+        sets=(*_COMPLETING, *IDENTITY, "from_cache", "content_hash", "uploaded_at"),
         removes=("lease_until", "error", "reason"),
         keeps=("created_at", "attempt", "tries"),
     ),
@@ -148,7 +156,7 @@ TRANSITIONS: dict[str, Transition] = {
         Status.RETRY,
         (Guard.SEEN, Guard.ATTEMPT),
         sets=("reopened_at", "tries"),
-        removes=("expires_at", "finished_at", "request_id", "errors", "lease_until", "superseded_by"),
+        removes=("expires_at", "finished_at", "request_id", "errors", "lease_until", "superseded_by", EVENT_PENDING),
         counts=("attempt",),
     ),
     # Bookkeeping that leaves the state alone.
@@ -156,6 +164,8 @@ TRANSITIONS: dict[str, Transition] = {
     "tell_superseded": Transition((*OPEN, *FINAL), None, sets=("superseded_by",)),
     # A key reverted to bytes it held before (same ETag, so the same job): that job is the newest again.
     "reinstate": Transition(OPEN, None, (Guard.SEEN,), removes=("superseded_by",)),
+    # The end's event is on the bus (job_events): only for the end it announced.
+    "event_sent": Transition(tuple(ANNOUNCED), None, (Guard.SEEN, Guard.ENDED), removes=(EVENT_PENDING,)),
 }
 
 

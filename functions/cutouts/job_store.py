@@ -8,8 +8,9 @@ find the condition false and change nothing.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +18,8 @@ from botocore.exceptions import ClientError
 from cutouts.constants import (
     CONTENT_INDEX_NAME,
     CONTENT_INDEX_PARTITION_KEY,
+    EVENTS_INDEX_NAME,
+    EVENTS_INDEX_PARTITION_KEY,
     STATUS_INDEX_NAME,
     TABLE_PARTITION_KEY,
 )
@@ -25,13 +28,25 @@ from cutouts.job_record import (  # noqa: F401  (Job and JobStoreError are impor
     JobStoreError,
     deserialize,
     error_code,
+    job_from_values,
     job_pk,
     job_ref,
     present,
     serialize,
     to_job,
 )
-from cutouts.job_states import FINAL, IDENTITY, LATE_REASON, NEW, OPEN, TRANSITIONS, Guard, Status
+from cutouts.job_states import (
+    ANNOUNCED,
+    EVENT_PENDING,
+    FINAL,
+    IDENTITY,
+    LATE_REASON,
+    NEW,
+    OPEN,
+    TRANSITIONS,
+    Guard,
+    Status,
+)
 from cutouts.key_records import KeyRecord, KeyRecords, Lease  # noqa: F401  (re-exported)
 
 # The states live in job_states (with every transition); these names are what callers import.
@@ -44,6 +59,10 @@ ALL_STATUSES = (*OPEN, *FINAL)
 
 
 class JobStore(KeyRecords):
+    # Called with the job after every write that entered an announced end (job_states.ANNOUNCED):
+    # the one hook every ending path shares (job_events.EventAnnouncer). None: nobody listens.
+    on_announced: Callable[[Job], object] | None = None
+
     # --- reads -----------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
@@ -105,6 +124,28 @@ class JobStore(KeyRecords):
                 yield to_job(item)
                 if seen >= limit:
                     return
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def pending_events(self, status: str, updated_before: float, limit: int = 100) -> Iterator[Job]:
+        """Jobs that ended in ``status`` before ``updated_before`` and whose event is not sent yet, oldest first.
+
+        The by_event_pending index is sparse: a job is in it only between its end and its event.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": EVENTS_INDEX_NAME,
+            "KeyConditionExpression": "#p = :p AND #u < :t",
+            "ExpressionAttributeNames": {"#p": EVENTS_INDEX_PARTITION_KEY, "#u": "updated_at"},
+            "ExpressionAttributeValues": {":p": {"S": status}, ":t": serialize(float(updated_before))},
+        }
+        seen = 0
+        while seen < limit:
+            page = self._call_raw("query", **kwargs, Limit=min(100, limit - seen))
+            for item in page.get("Items", []):
+                seen += 1
+                yield to_job(item)
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -178,7 +219,7 @@ class JobStore(KeyRecords):
             "expires_at": int(now) + self._ttl_seconds,
         }
         if from_cache:
-            values |= present(job, (*IDENTITY, "content_hash")) | {"from_cache": True}
+            values |= present(job, (*IDENTITY, "content_hash", "uploaded_at")) | {"from_cache": True}
             keeps = {"created_at": job.created_at or now, "attempt": job.attempt, "tries": job.tries}
             return self.apply("complete_from_cache", job, now, values, keeps=keeps) is not None
         name = "complete_late" if job.status == FAILED else "complete"
@@ -218,6 +259,10 @@ class JobStore(KeyRecords):
         """Tell an older version's job that a newer one owns the output key now."""
         return self.apply("tell_superseded", job_ref(job_id), now, {"superseded_by": by_job_id}) is not None
 
+    def mark_event_sent(self, job: Job, now: float) -> bool:
+        """The end ``job`` was read at is on the bus: clear its pending mark (not a later end's)."""
+        return self.apply("event_sent", job, now, {}) is not None
+
     def apply(
         self, name: str, job: Job, now: float, values: Mapping[str, Any], keeps: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
@@ -232,6 +277,10 @@ class JobStore(KeyRecords):
         if transition.target is not None:
             attr_values[":target"] = serialize(str(transition.target))
             sets.append("#status = :target")
+        announced = transition.target in ANNOUNCED
+        if announced:  # written with the end itself, so no end goes unannounced (job_events)
+            names["#event_pending"] = EVENT_PENDING
+            sets.append("#event_pending = :target")
         for i, (field, value) in enumerate(values.items()):
             names[f"#s{i}"], attr_values[f":s{i}"] = field, serialize(value)
             sets.append(f"#s{i} = :s{i}")
@@ -266,7 +315,16 @@ class JobStore(KeyRecords):
             if error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise JobStoreError(f"DynamoDB update failed: {error_code(exc)}") from exc
-        return {field: deserialize(attr) for field, attr in reply.get("Attributes", {}).items()}
+        written = {field: deserialize(attr) for field, attr in reply.get("Attributes", {}).items()}
+        if announced and self.on_announced is not None:
+            self._announce(written)
+        return written
+
+    def _announce(self, written: Mapping[str, Any]) -> None:
+        # The end is written and marked pending: if this raises, the reconciler sends its event.
+        # An event must never undo or block the end it reports.
+        with contextlib.suppress(Exception):
+            self.on_announced(job_from_values(written))  # type: ignore[misc]
 
     @staticmethod
     def _condition(
@@ -296,6 +354,9 @@ class JobStore(KeyRecords):
             elif guard is Guard.CURRENT:
                 names["#superseded_by"] = "superseded_by"
                 parts.append("attribute_not_exists(#superseded_by)")
+            elif guard is Guard.ENDED:
+                names["#finished_at"], values[":finished_at"] = "finished_at", serialize(job.finished_at or 0.0)
+                parts.append("#finished_at = :finished_at")
             elif guard is Guard.LATE:
                 names["#reason"], values[":late"] = "reason", serialize(LATE_REASON)
                 parts.append("#reason = :late")

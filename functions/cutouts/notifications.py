@@ -9,6 +9,7 @@ no version. S3's one-off ``s3:TestEvent`` and anything malformed name no upload.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from cutouts.job_store import Job
@@ -21,6 +22,7 @@ class SourceObject(NamedTuple):
     version_id: str | None
     etag: str | None
     sequencer: str | None
+    uploaded_at: float | None = None  # the record's eventTime: completion events time jobs from it
 
     @property
     def version(self) -> str:
@@ -39,6 +41,7 @@ class SourceObject(NamedTuple):
             status="",
             version_id=self.version_id,
             etag=(self.etag or etag or "").strip('"') or None,
+            uploaded_at=self.uploaded_at,
         )
 
 
@@ -87,4 +90,15 @@ def source_from_s3_record(record: dict[str, Any]) -> SourceObject:
         version_id=real_version_id(obj.get("versionId")),
         etag=obj.get("eTag") or None,
         sequencer=obj.get("sequencer") or None,
+        uploaded_at=_event_time(record.get("eventTime")),
     )
+
+
+def _event_time(value: Any) -> float | None:
+    """S3's ``eventTime`` (``2026-11-30T22:36:55.123Z``) as epoch seconds; None if absent or malformed."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     ERROR = "error"
     DEFERRED = "deferred"
     DEAD_LETTERED = "dead-lettered"
+    EVENTS_SENT = "events-sent"  # completion events the reconciler sent late (job_events)
 
 
 class OutputBusy(RuntimeError):

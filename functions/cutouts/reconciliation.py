@@ -53,6 +53,10 @@ def reconcile(services: Services, now: float, limit: int = 100, remaining: Remai
             counts[_isolated(handle, job, services, now)] += 1
     if settings.dlq_url and services.sqs is not None and remaining() >= reserve:
         counts[Outcome.DEAD_LETTERED] += sweep_dead_letters(services, now)
+    if services.events is not None and remaining() >= reserve:
+        sent = services.events.send_pending(now, limit)
+        if sent:
+            counts[Outcome.EVENTS_SENT] += sent
     return dict(counts)
 
 

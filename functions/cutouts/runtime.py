@@ -34,6 +34,7 @@ def _clients() -> dict[str, Any]:
         "s3": s3,
         "dynamodb": boto3.client("dynamodb", region_name=region, config=retry),
         "sqs": boto3.client("sqs", region_name=region, config=retry),
+        "events": boto3.client("events", region_name=region, config=retry),
         "http": urllib3.PoolManager(num_pools=4, maxsize=4),
     }
 
@@ -51,28 +52,44 @@ def gateway_key() -> str:
 
 def services() -> Any:
     """The use cases' collaborators; cheap to build, so the signing keys follow rotation."""
+    import time
+
     from cutouts.callback_token import CallbackSigner, signing_keys_from_secret
+    from cutouts.job_events import EventAnnouncer
     from cutouts.job_store import JobStore
-    from cutouts.observability import PowertoolsRecorder
+    from cutouts.observability import PowertoolsRecorder, logger
     from cutouts.pixazo import PixazoGateway
     from cutouts.safe_download import MediaPolicy
     from cutouts.services import Services
 
     cfg = settings()
     clients = _clients()
+    store = JobStore(clients["dynamodb"], cfg.table_name, cfg.job_ttl_days)
+    metrics = PowertoolsRecorder()
+    announcer = EventAnnouncer(
+        clients["events"],
+        store,
+        metrics,
+        input_prefix=cfg.input_prefix,
+        failure_prefix=cfg.failure_prefix,
+        clock=time.time,
+        log=logger.warning,
+    )
+    store.on_announced = announcer  # every ending write announces itself (job_store.apply)
     return Services(
         settings=cfg,
         s3=clients["s3"],
-        store=JobStore(clients["dynamodb"], cfg.table_name, cfg.job_ttl_days),
+        store=store,
         gateway=PixazoGateway(
             cfg.gateway_base_url, cfg.gateway_model_path, gateway_key, clients["http"], cfg.http_timeout_seconds
         ),
         signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret))),
-        metrics=PowertoolsRecorder(),
+        metrics=metrics,
         media_policy=MediaPolicy(
             cfg.allowed_media_hosts, cfg.max_media_bytes, cfg.http_timeout_seconds, cfg.allow_http_media
         ),
         sqs=clients["sqs"],
+        events=announcer,
     )
 
 

@@ -44,3 +44,4 @@ class Services:
     media_policy: MediaPolicy
     resolve: Resolver = system_resolver
     sqs: Any = None
+    events: Any = None  # job_events.EventAnnouncer: the reconciler sends the events still pending
