@@ -76,7 +76,8 @@ def bus(cutouts, moto_server):
 
 
 def callback(webhook, lambda_context, job, token, body: str) -> int:
-    reply = webhook.handler(callback_event(job.job_id, attempt=str(job.attempt), token=token, body=body), lambda_context)
+    event = callback_event(job.job_id, attempt=str(job.attempt), token=token, body=body)
+    reply = webhook.handler(event, lambda_context)
     return int(reply["statusCode"])
 
 
