@@ -154,6 +154,14 @@ class Observability(Construct):
             "The reconciler could not handle some jobs in a pass (it goes on with the others and tries "
             "them again next pass). Read the reconcile function's log group for the job ids and errors.",
         )
+        self._alarm(
+            "EventsFailed",
+            app_metric(c.METRIC_EVENTS_FAILED),
+            "Completion events could not be put on the default EventBridge bus for three periods in a row "
+            "(PutEvents failed or refused entries). Cutouts and jobs are safe and each reconcile pass resends "
+            "the pending events; check EventBridge's health and the functions' events:PutEvents permission.",
+            evaluation_periods=3,
+        )
 
         self.dashboard_name = f"Cutouts-{config.stage}"
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=self.dashboard_name)

@@ -187,6 +187,18 @@ class CutoutsStack(Stack):
             return [bucket.arn_for_objects(f"{prefix}*")]
 
         table = storage.table.table_arn
+        # Completion events (job_events): every function may end a job, so each announces ends on
+        # the account's default bus, and only as the source "cutouts".
+        default_bus = Stack.of(bucket).format_arn(
+            service="events", resource="event-bus", resource_name=c.EVENT_BUS_NAME
+        )
+        for fn in (submit, webhook, reconcile):
+            fn.allow(
+                "PutCompletionEvents",
+                ["events:PutEvents"],
+                [default_bus],
+                {"StringEquals": {"events:source": c.EVENT_SOURCE}},
+            )
         secret_arns = [secrets.gateway_key_policy_arn, secrets.signing_key.secret_arn]
 
         # Every function may finish a job, so each writes cutouts the same way: read a twin's cutout
@@ -225,7 +237,12 @@ class CutoutsStack(Stack):
         reconcile.allow(
             "JobTable",
             ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],
-            [table, f"{table}/index/{c.STATUS_INDEX_NAME}", f"{table}/index/{c.CONTENT_INDEX_NAME}"],
+            [
+                table,
+                f"{table}/index/{c.STATUS_INDEX_NAME}",
+                f"{table}/index/{c.CONTENT_INDEX_NAME}",
+                f"{table}/index/{c.EVENTS_INDEX_NAME}",  # ends whose event is still to send
+            ],
         )
         reconcile.allow("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns)
         # Without s3:ListBucket S3 answers a GET or HEAD of a missing key with 403 AccessDenied, not

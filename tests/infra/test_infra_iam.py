@@ -48,6 +48,24 @@ def _stmt(actions: list[str] | str, resource: Any, sid: str | None = None) -> di
     return statement
 
 
+def _default_bus() -> dict[str, Any]:
+    """The account's default event bus in the stack's own partition, region and account."""
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":events:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":event-bus/{c.EVENT_BUS_NAME}",
+            ],
+        ]
+    }
+
+
 def _list_under(ids: dict[str, str], *prefixes: str) -> dict[str, Any]:
     """ListBucket on the bucket, only for listings under the prefixes the function reads."""
     statement = _stmt("s3:ListBucket", {"Fn::GetAtt": [ids["bucket"], "Arn"]}, "SeeMissingKeys")
@@ -60,6 +78,10 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
     xray = _stmt(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
     uploads, cutouts, failed = DEFAULTS["input_prefix"], DEFAULTS["output_prefix"], DEFAULTS["failure_prefix"]
     cutout_actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+
+    # Completion events: on the default bus only, and only as the source "cutouts".
+    put_events = _stmt("events:PutEvents", _default_bus(), "PutCompletionEvents")
+    put_events["Condition"] = {"StringEquals": {"events:source": c.EVENT_SOURCE}}
 
     def logs(name: str) -> dict[str, Any]:
         return _stmt(
@@ -93,6 +115,7 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
             ),
             _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
             _stmt("sqs:ChangeMessageVisibility", {"Fn::GetAtt": [ids["queue"], "Arn"]}, "DelayRetries"),
+            put_events,
         ],
         "Webhook": [
             logs("Webhook"),
@@ -107,6 +130,7 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
                 "JobTable",
             ),
             _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
+            put_events,
         ],
         "Reconcile": [
             logs("Reconcile"),
@@ -118,7 +142,12 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
             _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
             _stmt(
                 ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],
-                [_table(ids), _index(ids, c.STATUS_INDEX_NAME), _index(ids, c.CONTENT_INDEX_NAME)],
+                [
+                    _table(ids),
+                    _index(ids, c.STATUS_INDEX_NAME),
+                    _index(ids, c.CONTENT_INDEX_NAME),
+                    _index(ids, c.EVENTS_INDEX_NAME),
+                ],
                 "JobTable",
             ),
             _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
@@ -127,6 +156,7 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
                 {"Fn::GetAtt": [ids["dlq"], "Arn"]},
                 "InspectDeadLetters",
             ),
+            put_events,
         ],
     }
 

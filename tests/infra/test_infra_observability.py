@@ -38,7 +38,7 @@ def test_email_subscription_only_when_configured(template: Template, synth: Any)
 def test_every_alarm_notifies_the_topic(template_json: dict[str, Any]) -> None:
     (topic_id,) = [k for k, v in template_json["Resources"].items() if v["Type"] == "AWS::SNS::Topic"]
     alarms = _alarms(template_json)
-    assert len(alarms) == 12
+    assert len(alarms) == 13
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -115,3 +115,11 @@ def test_dashboard_shows_the_flow(template_json: dict[str, Any]) -> None:
     # The dead-letter queue's depth stays visible (without an alarm).
     assert "StorageDeadLetterQueue" in body
     assert '\\"stat\\":\\"p50\\"' in body and '\\"stat\\":\\"p90\\"' in body
+
+
+def test_completion_events_that_keep_failing_raise_an_alarm(template_json: dict[str, Any]) -> None:
+    # Given the synthesized stack, when completion events fail for three periods in a row
+    alarm = {a.get("MetricName"): a for a in _alarms(template_json)}[c.METRIC_EVENTS_FAILED]
+    # Then an alarm says the cutouts are safe and the reconciler resends
+    assert alarm["Namespace"] == c.METRICS_NAMESPACE and alarm["EvaluationPeriods"] == 3
+    assert alarm["Threshold"] == 0 and "reconcile" in alarm["AlarmDescription"]
