@@ -52,11 +52,12 @@ def _run(args: argparse.Namespace) -> int:
 
             accounting = pipeline.wait(keys, args.timeout, show)
         written = pipeline.mirror(output)
+        events = pipeline.events.write(output / "events.jsonl")
     for key in accounting.failed:
         console.print(f"  failed: {key} (see {output}/failed/)")
     for key in accounting.unaccounted:
         console.print(f"  [red]unaccounted[/red]: {key}")
-    console.print(f"{written} files written under {output}/")
+    console.print(f"{written} files written under {output}/, {events} completion events in {output}/events.jsonl")
     print(accounting.summary())
     return 0 if not accounting.unaccounted else 1
 

@@ -20,6 +20,7 @@ from cutouts import keys
 from cutouts import settings_table as t
 from cutouts.job_store import COMPLETED, FAILED, JobStore
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
+from local.event_capture import EventCapture
 from local.gateway_emulator import FaultConfig, GatewayEmulator
 from local.lambda_runtime import ExecutionEnvironments, HttpApi, Schedule, SqsEventSource
 from local.moto_server import AwsFaultConfig
@@ -126,6 +127,8 @@ class LocalPipeline:
             max_receives=opts.max_receives,
             unversioned_bucket=opts.unversioned_bucket,
         )
+        self.events = EventCapture(self.resources.client)  # the run's completion events (events.jsonl)
+        self.events.start()
         api = HttpApi(self._invoke_webhook)
         api.start()
         self._parts.append(api)
