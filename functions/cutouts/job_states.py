@@ -62,6 +62,7 @@ class Transition(NamedTuple):
     removes: tuple[str, ...] = ()
     counts: tuple[str, ...] = ()  # counters that go up by one (from 0 when absent)
     keeps: tuple[str, ...] = ()  # attributes written only if the record has none yet
+    touches: bool = True  # sets updated_at; False for bookkeeping that is no news of the job
 
 
 _ENDING = ("finished_at", "reason", "error", "expires_at")
@@ -165,7 +166,10 @@ TRANSITIONS: dict[str, Transition] = {
     # A key reverted to bytes it held before (same ETag, so the same job): that job is the newest again.
     "reinstate": Transition(OPEN, None, (Guard.SEEN,), removes=("superseded_by",)),
     # The end's event is on the bus (job_events): only for the end it announced.
-    "event_sent": Transition(tuple(ANNOUNCED), None, (Guard.SEEN, Guard.ENDED), removes=(EVENT_PENDING,)),
+    # Not a touch: the job did not change, and moving updated_at would rewrite its status index entry.
+    "event_sent": Transition(
+        tuple(ANNOUNCED), None, (Guard.SEEN, Guard.ENDED), removes=(EVENT_PENDING,), touches=False
+    ),
 }
 
 

@@ -272,8 +272,8 @@ class JobStore(KeyRecords):
         if unknown:
             raise ValueError(f"transition {name!r} does not write {sorted(unknown)}")
         names: dict[str, str] = {"#status": "status", "#updated_at": "updated_at", "#pk": TABLE_PARTITION_KEY}
-        attr_values: dict[str, Any] = {":updated_at": serialize(now)}
-        sets = ["#updated_at = :updated_at"]
+        attr_values: dict[str, Any] = {":updated_at": serialize(now)} if transition.touches else {}
+        sets = ["#updated_at = :updated_at"] if transition.touches else []
         if transition.target is not None:
             attr_values[":target"] = serialize(str(transition.target))
             sets.append("#status = :target")
@@ -293,11 +293,12 @@ class JobStore(KeyRecords):
         for i, field in enumerate(transition.counts):
             names[f"#c{i}"] = field
             sets.append(f"#c{i} = if_not_exists(#c{i}, :zero) + :one")
-        expression = "SET " + ", ".join(sets)
+        expression = "SET " + ", ".join(sets) if sets else ""
         if transition.removes:
             for i, field in enumerate(transition.removes):
                 names[f"#r{i}"] = field
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(transition.removes)))
+        expression = expression.strip()
         condition = self._condition(transition.sources, transition.guards, job, names, attr_values)
         used = expression + " " + condition
         names = {token: field for token, field in names.items() if re.search(f"{token}\\b", used)}

@@ -221,6 +221,7 @@ def test_a_partly_failed_put_events_clears_only_the_entries_that_went_out(cutout
     # Then only the first is cleared; the second stays pending for the reconciler, and is counted
     assert sent == 1
     assert store.get("job-a").event_pending is None and store.get("job-b").event_pending == "COMPLETED"
+    assert store.get("job-a").updated_at == 1002.0  # clearing is no news of the job: its place in the index stays
     assert metrics.counts == {c.METRIC_EVENTS_SENT: 1, c.METRIC_EVENTS_FAILED: 1}
     assert [j.job_id for j in store.pending_events("COMPLETED", 2000.0)] == ["job-b"]
 
