@@ -20,6 +20,7 @@ HTTP_API_REQUEST = 1.00 / 1e6
 SQS_REQUEST = 0.40 / 1e6
 DDB_WRU = 0.625 / 1e6
 DDB_RRU = 0.125 / 1e6
+EVENTBRIDGE_EVENT = 1.00 / 1e6  # PutEvents, custom events, per 64 KB chunk
 S3_PUT = 0.005 / 1000  # PUT, COPY, POST, LIST
 S3_GET = 0.0004 / 1000  # GET, HEAD and all other requests; DELETE is free
 SECRETS_CALL = 0.05 / 10000
@@ -67,9 +68,12 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     # Items are under 1 KB: 1 WRU per write, plus the indexes (projection ALL). The new job's PutItem
     # adds its status-index entry (1); each later job update moves that entry (delete + put: 2) and
     # writes its content-index entry (1). One UpdateItem is on the per-key record, in no index.
+    # A completion event (job_events) is one PutEvents entry; its end writes an entry in the sparse
+    # pending-events index (1) and the clearing UpdateItem removes it (1), moving no other index.
     puts, updates = calls.get("dynamodb.PutItem", 0), calls.get("dynamodb.UpdateItem", 0)
-    job_updates = max(0, updates - 1)
-    wru = puts + updates + puts * 1 + job_updates * 3
+    events_put = calls.get("events.PutEvents", 0)
+    job_updates = max(0, updates - 1 - events_put)
+    wru = puts + updates + puts * 1 + job_updates * 3 + events_put * 2
     rru = calls.get("dynamodb.GetItem", 0) + calls.get("dynamodb.Query", 0)
     sqs = 3  # S3 -> SendMessage, the event source mapping's ReceiveMessage and DeleteMessage (unbatched)
 
@@ -94,7 +98,13 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
             wru * DDB_WRU,
             f"{wru} WRU: {puts} PutItem (the claim) + {updates} UpdateItem seen (key record, submission, "
             f"completion), 1 WRU each, + index writes: {puts} status-index entry created, "
-            f"{job_updates} job updates x (2 status-index + 1 content-index)",
+            f"{job_updates} job updates x (2 status-index + 1 content-index), "
+            f"{events_put} completion event(s) x 2 pending-events index writes (set, then cleared)",
+        ),
+        (
+            "EventBridge PutEvents",
+            events_put * EVENTBRIDGE_EVENT,
+            f"{events_put} completion event(s) per image on the default bus (docs/events.md)",
         ),
         (
             "DynamoDB reads",

@@ -268,7 +268,7 @@ def run(n: int = 15, warmup: int = 3) -> tuple[list[Row], dict[str, Any]]:
             bench.ours(-1 - i)
             bench.floor(-1 - i)
             bench.poll_design(-1 - i)
-        counter = CallCounter(list(bench.runtime._clients()[k] for k in ("s3", "dynamodb", "sqs")))
+        counter = CallCounter(list(bench.runtime._clients()[k] for k in ("s3", "dynamodb", "sqs", "events")))
         ours, floors, polls = [], [], []
         for i in range(n):
             ours.append(bench.ours(i, counter))
