@@ -34,7 +34,13 @@ def _clients() -> dict[str, Any]:
         "s3": s3,
         "dynamodb": boto3.client("dynamodb", region_name=region, config=retry),
         "sqs": boto3.client("sqs", region_name=region, config=retry),
-        "events": boto3.client("events", region_name=region, config=retry),
+        # Completion events are put right after a job's end, inside the callback's answer: a stalled
+        # EventBridge must not hold the callback past API Gateway's 30 s (the reconciler resends).
+        "events": boto3.client(
+            "events",
+            region_name=region,
+            config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3),
+        ),
         "http": urllib3.PoolManager(num_pools=4, maxsize=4),
     }
 
