@@ -139,6 +139,7 @@ def test_a_completed_job_sends_one_cutout_created_and_a_duplicate_callback_sends
     assert detail["outputs"] == [{"key": "cutouts/pets/cat.jpg.png", "profile": None, "output": None}]
     assert (detail["gateway_request_id"], detail["paid"], detail["reused"]) == (job.request_id, True, False)
     assert detail["source"]["key"] == "uploads/pets/cat.jpg" and detail["seconds_to_end"] >= 0
+    assert detail["uploaded_at"] == "2024-05-01T12:00:00.000Z"  # the S3 record's eventTime, kept by the job
     assert cutouts.services().store.get(job.job_id).event_pending is None
 
 
@@ -331,6 +332,18 @@ def test_parked_and_budget_reached_events_carry_the_spend_figures():
         "budget_usd": 50.0,
         "spent_usd": 50.0,
     }
+
+
+@pytest.mark.parametrize(
+    ("event_time", "expected"),
+    [("2024-05-01T12:00:00.000Z", 1714564800.0), (None, None), ("yesterday", None), (17, None)],
+)
+def test_an_uploads_event_time_is_read_from_its_s3_record_or_left_out(event_time, expected):
+    from cutouts.notifications import source_from_s3_record
+
+    record = json.loads(load_event("sqs_s3_object_created")["Records"][0]["body"])["Records"][0]
+    record["eventTime"] = event_time
+    assert source_from_s3_record(record).uploaded_at == expected
 
 
 def test_put_events_sends_ten_entries_a_call_and_reports_each_outcome():
