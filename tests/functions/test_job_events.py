@@ -246,6 +246,25 @@ def test_clearing_the_mark_of_an_earlier_end_leaves_a_later_end_pending(cutouts)
     assert not cleared and store.get(job.job_id).event_pending == "FAILED"
 
 
+def test_a_listener_that_raises_never_undoes_or_blocks_the_end(cutouts):
+    # Given a store whose announcer raises
+    store = JobStore(cutouts.ddb, cutouts.table)
+    heard: list[str] = []
+
+    def broken(job: Job) -> None:
+        heard.append(job.job_id)
+        raise RuntimeError("no network")
+
+    store.on_announced = broken
+    job = hand_built_job(status="SUBMITTED")
+    assert store.claim(job, 1000.0, 60)
+    # When the job ends
+    ended = store.mark_final(store.get(job.job_id), "FAILED", 1001.0, "model-failed", "no")
+    # Then the end is written, the listener was called once, and the end stays pending for the reconciler
+    assert ended and heard == [job.job_id]
+    assert (store.get(job.job_id).status, store.get(job.job_id).event_pending) == ("FAILED", "FAILED")
+
+
 def test_a_superseded_end_is_not_announced(cutouts):
     # Given a job a newer upload of its key took over
     store = JobStore(cutouts.ddb, cutouts.table)
