@@ -159,8 +159,9 @@ class CutoutsFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
-                "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+                # Per stage: infra/observability.py reads each stage's own metrics.
+                "POWERTOOLS_SERVICE_NAME": c.service_name(config.stage),
+                "POWERTOOLS_METRICS_NAMESPACE": c.metrics_namespace(config.stage),
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **environment,
             },

@@ -179,8 +179,8 @@ def test_functions_runtime_layer_tracing_and_logs(template_json: dict[str, Any],
     assert f":017000801446:layer:{c.POWERTOOLS_LAYER_NAME}:{DEFAULTS['powertools_layer_version']}" in layer_arn
     assert "AWS::Region" in layer_arn
     env = props["Environment"]["Variables"]
-    assert env["POWERTOOLS_SERVICE_NAME"] == c.SERVICE_NAME
-    assert env["POWERTOOLS_METRICS_NAMESPACE"] == c.METRICS_NAMESPACE
+    assert env["POWERTOOLS_SERVICE_NAME"] == c.service_name("dev")
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == c.metrics_namespace("dev")
     assert env[ENV_NAMES["input_prefix"]] == DEFAULTS["input_prefix"]
     assert env[ENV_NAMES["output_prefix"]] == DEFAULTS["output_prefix"]
     assert env[ENV_NAMES["failure_prefix"]] == DEFAULTS["failure_prefix"]

@@ -1,0 +1,158 @@
+"""What only a real account shows: names that collide, policies that are too open, stages that mix.
+
+Each test pins one item of docs/deploying.md ("Deploying into a real account").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cutouts import constants as c
+
+ACCOUNT, REGION = "111122223333", "eu-west-1"
+
+
+def _resources(template_json: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template_json["Resources"].items() if v["Type"] == kind}
+
+
+@pytest.fixture(scope="module")
+def two_stages(synth: Any, monkeypatch_module: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+    """dev and prod synthesized for the same account and region (the case that mixed them)."""
+    monkeypatch_module.setenv("CDK_DEFAULT_ACCOUNT", ACCOUNT)
+    monkeypatch_module.setenv("CDK_DEFAULT_REGION", REGION)
+    return {stage: dict(synth({"stage": stage})[2].to_json()) for stage in ("dev", "prod")}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Any:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def _emitted(template_json: dict[str, Any]) -> set[tuple[str, str]]:
+    """(namespace, dimensions) of every application metric the stage's functions emit."""
+    emitted = set()
+    for fn in _resources(template_json, "AWS::Lambda::Function").values():
+        env = fn["Properties"].get("Environment", {}).get("Variables", {})
+        if "POWERTOOLS_METRICS_NAMESPACE" not in env:
+            continue  # CDK's own helper functions emit nothing
+        service = env["POWERTOOLS_SERVICE_NAME"]
+        for dimensions in (
+            [{"Name": "service", "Value": service}],
+            [{"Name": "service", "Value": service}, {"Name": "reason"}],
+        ):
+            emitted.add((env["POWERTOOLS_METRICS_NAMESPACE"], json.dumps(dimensions, sort_keys=True)))
+    return emitted
+
+
+def _read_by_alarms(template_json: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (a["Properties"]["Namespace"], json.dumps(a["Properties"].get("Dimensions", []), sort_keys=True))
+        for a in _resources(template_json, "AWS::CloudWatch::Alarm").values()
+        if not a["Properties"]["Namespace"].startswith("AWS/")
+    }
+
+
+# ------------------------------------------------------------------ 1. access-log group
+
+
+def test_access_log_group_is_named_under_vendedlogs_and_unique_per_stack(template_json: dict[str, Any]) -> None:
+    # Given the synthesized stack
+    (stage,) = _resources(template_json, "AWS::ApiGatewayV2::Stage").values()
+    log_group_ref = stage["Properties"]["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    # When the access-log group's name is read
+    name = template_json["Resources"][log_group_ref]["Properties"].get("LogGroupName")
+    # Then it sits under /aws/vendedlogs/ (outside the account's shared 5,120-character policy)
+    assert name is not None, "the access-log group has a generated name outside /aws/vendedlogs/"
+    parts = name["Fn::Join"][1]
+    assert parts[0].startswith("/aws/vendedlogs/") and "Cutouts-dev" in parts[0]
+    # and carries the stack id's UUID, so a retained group never collides with a fresh deployment
+    assert {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]} in parts
+
+
+# ------------------------------------------------------------------ 2. dashboard name
+
+
+def test_dashboard_name_includes_the_region(template_json: dict[str, Any]) -> None:
+    # Given the synthesized stack, when its dashboard's name is read
+    (dashboard,) = _resources(template_json, "AWS::CloudWatch::Dashboard").values()
+    name = dashboard["Properties"].get("DashboardName")
+    # Then it is not one account-global name: it names the region (dashboards are global)
+    assert isinstance(name, dict), f"dashboard name {name!r} is the same in every region"
+    assert {"Ref": "AWS::Region"} in name["Fn::Join"][1]
+    outputs = template_json["Outputs"][c.OUTPUT_DASHBOARD_NAME]["Value"]
+    assert outputs == name
+
+
+# ------------------------------------------------------------------ 5. per-stage metrics
+
+
+def test_no_alarm_of_one_stage_reads_a_metric_the_other_stages_functions_emit(
+    two_stages: dict[str, dict[str, Any]],
+) -> None:
+    # Given dev and prod in one account and region
+    dev, prod = two_stages["dev"], two_stages["prod"]
+    # When the metrics each stage's functions emit and its alarms read are compared
+    emitted = {"dev": _emitted(dev), "prod": _emitted(prod)}
+    read = {"dev": _read_by_alarms(dev), "prod": _read_by_alarms(prod)}
+    # Then each stage's application alarms read only its own functions' metrics
+    assert emitted["dev"] and emitted["prod"] and read["dev"] and read["prod"]
+    assert read["dev"] <= emitted["dev"] and read["prod"] <= emitted["prod"]
+    assert not read["dev"] & emitted["prod"], "a dev alarm reads metrics prod's functions emit"
+    assert not read["prod"] & emitted["dev"], "a prod alarm reads metrics dev's functions emit"
+
+
+def test_aws_metric_alarms_and_widgets_name_their_own_stage(two_stages: dict[str, dict[str, Any]]) -> None:
+    for stage, other in (("dev", "prod"), ("prod", "dev")):
+        template_json = two_stages[stage]
+        # Given the alarms on AWS metrics: each dimension names one of this stack's own resources
+        for alarm in _resources(template_json, "AWS::CloudWatch::Alarm").values():
+            if alarm["Properties"]["Namespace"].startswith("AWS/"):
+                for dimension in alarm["Properties"]["Dimensions"]:
+                    assert isinstance(dimension["Value"], dict), dimension  # a Ref/GetAtt, not a shared name
+        # And the dashboard's widgets read this stage's namespace and service, never the other's
+        (dashboard,) = _resources(template_json, "AWS::CloudWatch::Dashboard").values()
+        body = json.dumps(dashboard["Properties"]["DashboardBody"])
+        assert json.dumps(c.metrics_namespace(stage))[1:-1] in body
+        assert c.metrics_namespace(other) not in body and c.service_name(other) not in body
+
+
+# ------------------------------------------------------------------ 9. upload queue policy
+
+
+def test_upload_queue_admits_only_the_bucket_of_this_account(template_json: dict[str, Any]) -> None:
+    # Given the upload queue's policy
+    statements = [
+        s
+        for policy in _resources(template_json, "AWS::SQS::QueuePolicy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Principal") == {"Service": "s3.amazonaws.com"}
+    ]
+    # Then S3's permission to send names the bucket and the account (bucket ARNs carry no account)
+    assert len(statements) == 1
+    (statement,) = statements
+    assert statement["Effect"] == "Allow" and "sqs:SendMessage" in statement["Action"]
+    assert "aws:SourceArn" in statement["Condition"]["ArnLike"]
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+# ------------------------------------------------------------------ 10. retained bucket policies
+
+
+@pytest.mark.parametrize(("stage", "policy"), [("dev", "Delete"), ("prod", "Retain")])
+def test_bucket_policies_share_their_buckets_removal_policy(synth: Any, stage: str, policy: str) -> None:
+    # Given a destroyable stage (dev) and a retaining one (prod)
+    template_json = dict(synth({"stage": stage})[2].to_json())
+    buckets = _resources(template_json, "AWS::S3::Bucket")
+    policies = _resources(template_json, "AWS::S3::BucketPolicy")
+    # Then each bucket policy (TLS-deny, log delivery) is kept exactly when its bucket is
+    assert len(policies) == 2
+    for bucket_policy in policies.values():
+        bucket_id = bucket_policy["Properties"]["Bucket"]["Ref"]
+        assert buckets[bucket_id]["DeletionPolicy"] == policy
+        assert bucket_policy.get("DeletionPolicy", "Delete") == policy
+        assert bucket_policy.get("UpdateReplacePolicy", "Delete") == policy
