@@ -8,6 +8,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
 
 from cutouts import constants as c
@@ -170,7 +171,7 @@ class AccountScopedQueueDestination:
     def __init__(self, queue: sqs.IQueue) -> None:
         self.queue = queue
 
-    def bind(self, scope: Construct, bucket: s3.IBucket) -> s3.BucketNotificationDestinationConfig:
+    def bind(self, scope: Construct, bucket: IBucketRef) -> s3.BucketNotificationDestinationConfig:
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowBucketNotifications",
@@ -178,7 +179,7 @@ class AccountScopedQueueDestination:
                 actions=["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
                 resources=[self.queue.queue_arn],
                 conditions={
-                    "ArnLike": {"aws:SourceArn": bucket.bucket_arn},
+                    "ArnLike": {"aws:SourceArn": bucket.bucket_ref.bucket_arn},
                     "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
                 },
             )
