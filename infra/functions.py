@@ -31,7 +31,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 # 256 MB: the functions stream images instead of holding them; to be confirmed by benchmarks.
 MEMORY_MB = 256
-SUBMIT_TIMEOUT = Duration.seconds(30)
+# The submit function's time-out follows from its batch size and settings: cutouts/submit_budget.py.
 # Below API Gateway's 30 s integration limit, so the gateway always gets an answer.
 WEBHOOK_TIMEOUT = Duration.seconds(29)
 RECONCILE_TIMEOUT = Duration.seconds(120)

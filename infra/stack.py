@@ -13,12 +13,12 @@ from constructs import Construct
 
 from cutouts import constants as c
 from cutouts import settings_table as t
+from cutouts.submit_budget import BATCH_SIZE, function_timeout_seconds
 from infra import nag
 from infra.api import CallbackApi
 from infra.config import StackConfig
 from infra.functions import (
     RECONCILE_TIMEOUT,
-    SUBMIT_TIMEOUT,
     WEBHOOK_TIMEOUT,
     CutoutsFunction,
     functions_code,
@@ -49,7 +49,9 @@ class CutoutsStack(Stack):
             **kwargs,  # type: ignore[arg-type]
         )
         self.config = config
-        storage = Storage(self, "Storage", config=config, submit_timeout=SUBMIT_TIMEOUT)
+        # Long enough for a whole batch of the slowest records (cutouts/submit_budget.py), so no batch times out.
+        submit_timeout = Duration.seconds(function_timeout_seconds(config.http_timeout_seconds, config.max_image_bytes))
+        storage = Storage(self, "Storage", config=config, submit_timeout=submit_timeout)
         secrets = Secrets(self, "Secrets", config=config)
         self.storage, self.secrets = storage, secrets
 
@@ -94,7 +96,7 @@ class CutoutsStack(Stack):
         submit = make(
             "Submit",
             c.SUBMIT_HANDLER,
-            SUBMIT_TIMEOUT,
+            submit_timeout,
             "Cutouts: submits uploaded images to the gateway",
             function=t.SUBMIT,
         )
@@ -109,7 +111,7 @@ class CutoutsStack(Stack):
 
         mapping = event_sources.SqsEventSource(
             storage.queue,
-            batch_size=10,
+            batch_size=BATCH_SIZE,
             max_batching_window=Duration.seconds(1),
             report_batch_item_failures=True,
             max_concurrency=config.max_concurrency,

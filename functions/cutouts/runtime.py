@@ -38,6 +38,11 @@ def _clients() -> dict[str, Any]:
     }
 
 
+def sqs() -> Any:
+    """The SQS client alone, for work that must not wait on reading the secrets."""
+    return _clients()["sqs"]
+
+
 def _secret(name: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 

@@ -156,3 +156,30 @@ def test_bucket_policies_share_their_buckets_removal_policy(synth: Any, stage: s
         assert buckets[bucket_id]["DeletionPolicy"] == policy
         assert bucket_policy.get("DeletionPolicy", "Delete") == policy
         assert bucket_policy.get("UpdateReplacePolicy", "Delete") == policy
+
+
+# ------------------------------------------------------------------ 6. submit batch
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"httpTimeoutSeconds": 20, "maxImageBytes": 512 * 1024 * 1024}], ids=["defaults", "largest"]
+)
+def test_submit_time_out_fits_a_whole_batch_of_the_slowest_records(synth: Any, overrides: dict[str, Any]) -> None:
+    from cutouts.submit_budget import END_MARGIN_SECONDS, record_seconds
+
+    # Given the stack with the default or the largest gateway time-out and image cap
+    template_json = dict(synth(overrides)[2].to_json())
+    (mapping,) = _resources(template_json, "AWS::Lambda::EventSourceMapping").values()
+    (submit,) = [
+        f
+        for f in _resources(template_json, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == c.SUBMIT_HANDLER
+    ]
+    http = float(overrides.get("httpTimeoutSeconds", 10))
+    max_bytes = int(overrides.get("maxImageBytes", 25 * 1024 * 1024))
+    # Then a full batch of records that each take the longest a record may fits the time-out
+    batch, timeout = mapping["Properties"]["BatchSize"], submit["Properties"]["Timeout"]
+    assert batch * record_seconds(http, max_bytes) + END_MARGIN_SECONDS <= timeout <= 900
+    # and the queue still hides a message six times as long
+    (queue,) = [q for k, q in _resources(template_json, "AWS::SQS::Queue").items() if "UploadQueue" in k]
+    assert queue["Properties"]["VisibilityTimeout"] == 6 * timeout

@@ -123,7 +123,7 @@ def test_queue_has_dlq_tls_encryption_and_six_times_visibility(template: Templat
     template.has_resource_properties(
         "AWS::SQS::Queue",
         {
-            "VisibilityTimeout": 6 * 30,
+            "VisibilityTimeout": 6 * 100,
             "SqsManagedSseEnabled": True,
             "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": DEFAULTS["max_receives"]},
         },
@@ -148,7 +148,7 @@ def test_submit_reads_the_queue_with_partial_batches_and_a_cap(template: Templat
     template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
-            "BatchSize": 10,
+            "BatchSize": 5,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "ScalingConfig": {"MaximumConcurrency": DEFAULTS["max_concurrency"]},
             "MaximumBatchingWindowInSeconds": 1,
@@ -164,7 +164,7 @@ def test_submit_reads_the_queue_with_partial_batches_and_a_cap(template: Templat
 
 @pytest.mark.parametrize(
     ("handler", "timeout"),
-    [(c.SUBMIT_HANDLER, 30), (c.WEBHOOK_HANDLER, 29), (c.RECONCILE_HANDLER, 120)],
+    [(c.SUBMIT_HANDLER, 100), (c.WEBHOOK_HANDLER, 29), (c.RECONCILE_HANDLER, 120)],
 )
 def test_functions_runtime_layer_tracing_and_logs(template_json: dict[str, Any], handler: str, timeout: int) -> None:
     props = our_functions(template_json)[handler]["Properties"]
