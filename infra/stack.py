@@ -27,6 +27,7 @@ from infra.functions import (
 from infra.observability import Observability
 from infra.packaging import RUNTIME_PYTHON, find_python
 from infra.secrets import Secrets
+from infra.signing_key import SigningKeySeed
 from infra.storage import Storage
 
 DEFAULT_CODE_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -136,6 +137,10 @@ class CutoutsStack(Stack):
             "The target is a payload-free schedule tick; a lost tick is replaced by the next one a few "
             "minutes later, so there is nothing worth keeping in a dead-letter queue.",
         )
+
+        seed = SigningKeySeed(self, "SigningKeySeed", config=config, code=code, layer=layer, secret=secrets.signing_key)
+        for fn in (submit, webhook, reconcile):
+            fn.function.node.add_dependency(seed.resource)  # none runs before the key has a value
 
         self._grant(config, storage, secrets, submit, webhook, reconcile)
         observability = Observability(

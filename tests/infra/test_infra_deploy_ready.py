@@ -183,3 +183,71 @@ def test_submit_time_out_fits_a_whole_batch_of_the_slowest_records(synth: Any, o
     # and the queue still hides a message six times as long
     (queue,) = [q for k, q in _resources(template_json, "AWS::SQS::Queue").items() if "UploadQueue" in k]
     assert queue["Properties"]["VisibilityTimeout"] == 6 * timeout
+
+
+# ------------------------------------------------------------------ 8. signing key never regenerated
+
+
+def _signing_secret_id(template_json: dict[str, Any]) -> str:
+    (secret_id,) = [k for k in _resources(template_json, "AWS::SecretsManager::Secret") if "SigningKey" in k]
+    return secret_id
+
+
+def test_signing_secret_has_no_generator_and_is_seeded_once_by_a_custom_resource(template_json: dict[str, Any]) -> None:
+    from infra.signing_key import RESOURCE_TYPE, SEED_HANDLER
+
+    # Given the signing secret: nothing in the template can make CloudFormation write its value
+    secret_id = _signing_secret_id(template_json)
+    props = template_json["Resources"][secret_id]["Properties"]
+    assert "GenerateSecretString" not in props and "SecretString" not in props
+    # And its first value comes from the seed custom resource, whose only property is the secret's id
+    (seed,) = _resources(template_json, RESOURCE_TYPE).values()
+    assert set(seed["Properties"]) == {"ServiceToken", "SecretId"}
+    assert seed["Properties"]["SecretId"] == {"Ref": secret_id}
+    # served by our seed function, which may only describe the secret and put a value in it
+    fn_id = seed["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
+    fn = template_json["Resources"][fn_id]
+    assert fn["Properties"]["Handler"] == SEED_HANDLER
+    role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for policy in _resources(template_json, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "SeedSigningKey"
+    ]
+    assert statements == [
+        {
+            "Sid": "SeedSigningKey",
+            "Action": ["secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"],
+            "Effect": "Allow",
+            "Resource": {"Ref": secret_id},
+        }
+    ]
+
+
+def test_a_change_of_settings_cannot_reach_the_signing_secret(synth: Any, template_json: dict[str, Any]) -> None:
+    # Given the stack synthesized with other settings (as a redeploy with changed context would be)
+    changed = dict(synth({"httpTimeoutSeconds": 15, "logRetentionDays": 90, "maxReceives": 3})[2].to_json())
+    # Then the signing secret and its seed resource are exactly as before: CloudFormation has no
+    # change to apply to either, so it neither replaces the secret nor re-runs the seed
+    from infra.signing_key import RESOURCE_TYPE
+
+    secret_id = _signing_secret_id(template_json)
+    assert changed["Resources"][secret_id] == template_json["Resources"][secret_id]
+    (before,) = _resources(template_json, RESOURCE_TYPE).values()
+    (after,) = _resources(changed, RESOURCE_TYPE).values()
+    assert before == after
+
+
+def test_every_pipeline_function_waits_for_the_seed(template_json: dict[str, Any]) -> None:
+    from infra.signing_key import RESOURCE_TYPE
+
+    (seed_id,) = _resources(template_json, RESOURCE_TYPE)
+    for handler in (c.SUBMIT_HANDLER, c.WEBHOOK_HANDLER, c.RECONCILE_HANDLER):
+        (fn,) = [
+            f
+            for f in _resources(template_json, "AWS::Lambda::Function").values()
+            if f["Properties"].get("Handler") == handler
+        ]
+        assert seed_id in fn.get("DependsOn", []), handler

@@ -222,7 +222,8 @@ def test_function_specific_environment(template_json: dict[str, Any]) -> None:
 
 
 def test_log_groups_have_retention(template: Template) -> None:
-    template.resource_properties_count_is("AWS::Logs::LogGroup", {"RetentionInDays": DEFAULTS["log_retention_days"]}, 4)
+    # the three functions, the signing-key seed function and the access log
+    template.resource_properties_count_is("AWS::Logs::LogGroup", {"RetentionInDays": DEFAULTS["log_retention_days"]}, 5)
 
 
 def test_functions_write_only_to_their_own_log_group(template_json: dict[str, Any]) -> None:
@@ -330,20 +331,14 @@ def test_table_has_ttl_pitr_and_encryption(template: Template) -> None:
 # ---------------------------------------------------------------- secrets
 
 
-def test_gateway_key_secret_is_created_empty_and_signing_key_generated(template_json: dict[str, Any]) -> None:
+def test_both_secrets_are_created_without_a_value_in_the_template(template_json: dict[str, Any]) -> None:
     secrets = resources(template_json, "AWS::SecretsManager::Secret")
     assert len(secrets) == 2
-    generated = [s for s in secrets.values() if "GenerateSecretString" in s["Properties"]]
-    empty = [s for s in secrets.values() if "GenerateSecretString" not in s["Properties"]]
-    assert len(generated) == 1 and len(empty) == 1
-    assert generated[0]["Properties"]["GenerateSecretString"] == {
-        "SecretStringTemplate": "{}",
-        "GenerateStringKey": "current",
-        "ExcludePunctuation": True,
-        "PasswordLength": 64,
-    }
-    # The user fills the gateway key: no value, no generated stand-in.
-    assert "SecretString" not in empty[0]["Properties"]
+    # The user fills the gateway key; the signing key's first value comes from a one-shot custom
+    # resource (tests/infra/test_infra_deploy_ready.py): no value, no generator in either.
+    for secret in secrets.values():
+        assert "GenerateSecretString" not in secret["Properties"]
+        assert "SecretString" not in secret["Properties"]
 
 
 def test_existing_gateway_secret_is_referenced_by_name(synth: Any) -> None:
