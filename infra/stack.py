@@ -17,6 +17,7 @@ from cutouts.submit_budget import BATCH_SIZE, function_timeout_seconds
 from infra import nag
 from infra.api import CallbackApi
 from infra.config import StackConfig
+from infra.existing_bucket import check_existing_bucket, grant_bucket_key
 from infra.functions import (
     RECONCILE_TIMEOUT,
     WEBHOOK_TIMEOUT,
@@ -50,6 +51,7 @@ class CutoutsStack(Stack):
             **kwargs,  # type: ignore[arg-type]
         )
         self.config = config
+        check_existing_bucket(self, config)
         # Long enough for a whole batch of the slowest records (cutouts/submit_budget.py), so no batch times out.
         submit_timeout = Duration.seconds(function_timeout_seconds(config.http_timeout_seconds, config.max_image_bytes))
         storage = Storage(self, "Storage", config=config, submit_timeout=submit_timeout)
@@ -143,6 +145,7 @@ class CutoutsStack(Stack):
             fn.function.node.add_dependency(seed.resource)  # none runs before the key has a value
 
         self._grant(config, storage, secrets, submit, webhook, reconcile)
+        grant_bucket_key(config, (submit, webhook, reconcile))
         observability = Observability(
             self,
             "Observability",

@@ -20,17 +20,12 @@ def _resources(template_json: dict[str, Any], kind: str) -> dict[str, dict[str, 
 
 
 @pytest.fixture(scope="module")
-def two_stages(synth: Any, monkeypatch_module: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+def two_stages(synth: Any) -> dict[str, dict[str, Any]]:
     """dev and prod synthesized for the same account and region (the case that mixed them)."""
-    monkeypatch_module.setenv("CDK_DEFAULT_ACCOUNT", ACCOUNT)
-    monkeypatch_module.setenv("CDK_DEFAULT_REGION", REGION)
-    return {stage: dict(synth({"stage": stage})[2].to_json()) for stage in ("dev", "prod")}
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module() -> Any:
     with pytest.MonkeyPatch.context() as patch:
-        yield patch
+        patch.setenv("CDK_DEFAULT_ACCOUNT", ACCOUNT)
+        patch.setenv("CDK_DEFAULT_REGION", REGION)
+        return {stage: dict(synth({"stage": stage})[2].to_json()) for stage in ("dev", "prod")}
 
 
 def _emitted(template_json: dict[str, Any]) -> set[tuple[str, str]]:
@@ -251,3 +246,94 @@ def test_every_pipeline_function_waits_for_the_seed(template_json: dict[str, Any
             if f["Properties"].get("Handler") == handler
         ]
         assert seed_id in fn.get("DependsOn", []), handler
+
+
+# ------------------------------------------------------------------ 4. bringing your own bucket
+
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _in_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As under `cdk deploy`, which passes the target account and region to the app."""
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", ACCOUNT)
+    monkeypatch.setenv("CDK_DEFAULT_REGION", REGION)
+
+
+def test_a_bucket_in_another_region_stops_synthesis(synth: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.config import ConfigError
+
+    # Given a stack deployed to eu-west-1 and a bucket the deployer says is in us-east-2
+    _in_region(monkeypatch)
+    # When it is synthesized, then it stops with the key, both regions and the fix
+    with pytest.raises(ConfigError) as raised:
+        synth({"bucketName": "their-images", "bucketRegion": "us-east-2"})
+    message = str(raised.value)
+    assert "'bucketRegion'" in message and "us-east-2" in message and REGION in message and "--region" in message
+
+
+def test_a_bucket_in_the_stacks_region_synthesizes_without_a_warning(
+    synth: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _in_region(monkeypatch)
+    app, stack, _ = synth({"bucketName": "their-images", "bucketRegion": REGION})
+    assert not _warnings(app, stack)
+
+
+def test_a_bucket_without_its_region_is_warned_about(synth: Any) -> None:
+    app, stack, _ = synth({"bucketName": "their-images"})
+    assert any("bucketRegion" in w for w in _warnings(app, stack))
+
+
+def _warnings(app: Any, stack: Any) -> list[str]:
+    from aws_cdk.assertions import Annotations, Match
+
+    found = Annotations.from_stack(stack).find_warning("*", Match.any_value())
+    return [json.dumps(w.entry.data) for w in found]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"bucketRegion": REGION}, "bucketRegion"),
+        ({"bucketKmsKeyArn": KEY_ARN}, "bucketKmsKeyArn"),
+        ({"bucketName": "their-images", "bucketRegion": "Ireland"}, "bucketRegion"),
+        ({"bucketName": "their-images", "bucketKmsKeyArn": "alias/aws/s3"}, "bucketKmsKeyArn"),
+        (
+            {"bucketName": "their-images", "bucketRegion": "us-east-2", "bucketKmsKeyArn": KEY_ARN},
+            "bucketKmsKeyArn",
+        ),
+    ],
+    ids=["region-without-bucket", "key-without-bucket", "bad-region", "alias-not-arn", "key-in-other-region"],
+)
+def test_bucket_settings_that_cannot_work_stop_synthesis(synth: Any, overrides: dict[str, Any], key: str) -> None:
+    from infra.config import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        synth(overrides)
+    assert raised.value.key == key
+
+
+def test_the_buckets_kms_key_is_granted_to_every_function_through_s3_only(
+    synth: Any, template_json: dict[str, Any]
+) -> None:
+    # Given a bucket whose default encryption is SSE-KMS with the deployer's key
+    with_key = dict(synth({"bucketName": "their-images", "bucketKmsKeyArn": KEY_ARN})[2].to_json())
+
+    def key_statements(tj: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            s
+            for policy in _resources(tj, "AWS::IAM::Policy").values()
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s.get("Sid") == "UseBucketKey"
+        ]
+
+    # Then the submit, webhook and reconcile roles may decrypt and generate data keys with it, via S3
+    statements = key_statements(with_key)
+    assert len(statements) == 3
+    for statement in statements:
+        assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert statement["Resource"] == KEY_ARN
+        via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        assert via == {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+    # and without the key no KMS permission is added
+    assert key_statements(template_json) == []
