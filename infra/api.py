@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Aws, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -15,7 +15,13 @@ from constructs import Construct
 
 from cutouts import constants as c
 from infra.config import StackConfig
-from infra.functions import stack_log_group
+from infra.functions import log_retention
+
+# CloudWatch Logs puts every log group a vended (service-delivered) log writes to into the
+# account's one resource policy, which is capped at 5,120 characters, unless the group's name
+# starts with this prefix. Busy accounts hit the cap and `cdk deploy` fails with "Cannot enable
+# logging. Policy document length breaking Cloudwatch Logs Constraints".
+VENDED_LOGS_PREFIX = "/aws/vendedlogs/"
 
 # Access log line. The callback token travels in the query string, so nothing that could
 # carry the query is logged: $context.path is the path only, and no full URL, request
@@ -39,7 +45,13 @@ class CallbackApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, webhook: lambda_.IFunction) -> None:
         super().__init__(scope, construct_id)
         method, path = c.CALLBACK_ROUTE.split(" ", 1)
-        self.access_logs = stack_log_group(self, "AccessLogs", config)
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            log_group_name=access_log_group_name(Stack.of(self).stack_name),
+            retention=log_retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+        )
         self.api = apigwv2.HttpApi(
             self,
             "HttpApi",
@@ -76,6 +88,16 @@ class CallbackApi(Construct):
     def url(self) -> str:
         """https://<id>.execute-api.<region>.amazonaws.com, no trailing slash ($default stage)."""
         return self.api.api_endpoint
+
+
+def access_log_group_name(stack_name: str) -> str:
+    """Under /aws/vendedlogs/, unique per stack instance (log groups are regional already).
+
+    The stack id's UUID is part of the name: a retaining stage keeps its group after
+    `cdk destroy`, and a fresh deployment of the same stage must not collide with it.
+    """
+    stack_uuid = Fn.select(2, Fn.split("/", Aws.STACK_ID))
+    return f"{VENDED_LOGS_PREFIX}apigateway/{stack_name}-{stack_uuid}/callback-api-access"
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)

@@ -73,6 +73,8 @@ class StackConfig:
 
     stage: str
     bucket_name: str | None
+    bucket_region: str | None
+    bucket_kms_key_arn: str | None
     input_prefix: str
     output_prefix: str
     failure_prefix: str
@@ -331,6 +333,7 @@ _PARSERS: dict[str, _Parser] = {
         k, v, _STAGE, "use 1-20 lower-case letters, digits or '-', starting with a letter"
     ),
     t.BUCKET: _as_bucket_name,
+    t.STR: _optional_str,  # free text; its own check lives where it is used (e.g. infra/existing_bucket.py)
     t.PREFIX: _as_prefix,
     t.URL: _as_https_base_url,
     t.PATH: _as_url_path,

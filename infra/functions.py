@@ -31,7 +31,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 # 256 MB: the functions stream images instead of holding them; to be confirmed by benchmarks.
 MEMORY_MB = 256
-SUBMIT_TIMEOUT = Duration.seconds(30)
+# The submit function's time-out follows from its batch size and settings: cutouts/submit_budget.py.
 # Below API Gateway's 30 s integration limit, so the gateway always gets an answer.
 WEBHOOK_TIMEOUT = Duration.seconds(29)
 RECONCILE_TIMEOUT = Duration.seconds(120)
@@ -159,8 +159,9 @@ class CutoutsFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
-                "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+                # Per stage: infra/observability.py reads each stage's own metrics.
+                "POWERTOOLS_SERVICE_NAME": c.service_name(config.stage),
+                "POWERTOOLS_METRICS_NAMESPACE": c.metrics_namespace(config.stage),
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **environment,
             },

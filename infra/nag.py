@@ -52,6 +52,8 @@ SERVERLESS_LAMBDA_DLQ_REASON = {
     "queue's dead-letter queue (redrive policy), which a Lambda DLQ would not see.",
     "Webhook": "Invoked synchronously by API Gateway; the gateway retries a failed callback and the "
     "reconciler finishes jobs whose callback was lost. There is no async event to capture.",
+    "SigningKeySeed": "Invoked by CloudFormation as a custom resource, which waits for its answer and fails "
+    "the deployment (with the function's log named) if none comes; there is nothing to replay later.",
     "Reconcile": "Scheduled tick with no payload: a failed run is simply repeated at the next tick, so a "
     "dead-letter copy of the tick would hold nothing to replay.",
 }

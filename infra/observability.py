@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -24,12 +24,15 @@ PERIOD = Duration.minutes(5)
 OLDEST_MESSAGE_ALARM_SECONDS = 900
 
 
-def app_metric(name: str, statistic: str = "Sum", label: str | None = None) -> cw.Metric:
-    """A Powertools metric: namespace Cutouts, dimension service=cutouts."""
+def app_metric(name: str, stage: str, statistic: str = "Sum", label: str | None = None) -> cw.Metric:
+    """A Powertools metric of one stage: the namespace and service its functions emit under.
+
+    Per stage, so dev's failures never fire prod's alarms when both share an account and region.
+    """
     return cw.Metric(
-        namespace=c.METRICS_NAMESPACE,
+        namespace=c.metrics_namespace(stage),
         metric_name=name,
-        dimensions_map={"service": c.SERVICE_NAME},
+        dimensions_map={"service": c.service_name(stage)},
         statistic=statistic,
         period=PERIOD,
         label=label,
@@ -49,6 +52,7 @@ class Observability(Construct):
         api: apigwv2.HttpApi,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._stage = config.stage
         # CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key,
         # so the topic gets its own key that allows CloudWatch to use it.
         key = kms.Key(
@@ -95,7 +99,7 @@ class Observability(Construct):
         # so the alarm fires for the period a new one appears and is OK again after it.
         self._alarm(
             "DeadLetters",
-            app_metric(c.METRIC_DEAD_LETTERS_REPORTED),
+            self._app_metric(c.METRIC_DEAD_LETTERS_REPORTED),
             "New uploads reached the dead-letter queue (each got a dead-lettered report): they failed "
             "submission repeatedly. Inspect the messages and the submit function's logs, fix the cause, "
             "then redrive.",
@@ -132,25 +136,25 @@ class Observability(Construct):
             )
         self._alarm(
             "GatewayAuthErrors",
-            app_metric(c.METRIC_GATEWAY_AUTH_ERRORS),
+            self._app_metric(c.METRIC_GATEWAY_AUTH_ERRORS),
             "The gateway answered 401/403: the API key in the gateway key secret is missing, wrong or "
             "revoked. Put a valid key in the secret.",
         )
         self._alarm(
             "GatewayInsufficientBalance",
-            app_metric(c.METRIC_GATEWAY_BALANCE_ERRORS),
+            self._app_metric(c.METRIC_GATEWAY_BALANCE_ERRORS),
             "The gateway answered 402: the account balance is exhausted. Top it up; affected images "
             "have failure reports and can be re-uploaded.",
         )
         self._alarm(
             "StuckJobsFailed",
-            app_metric(c.METRIC_STUCK_JOBS_FAILED),
+            self._app_metric(c.METRIC_STUCK_JOBS_FAILED),
             "The reconciler failed jobs older than the maximum job age: callbacks are not arriving and the "
             "status endpoint did not finish them. Check the gateway and the callback API.",
         )
         self._alarm(
             "ReconcileJobErrors",
-            app_metric(c.METRIC_RECONCILE_JOB_ERRORS),
+            self._app_metric(c.METRIC_RECONCILE_JOB_ERRORS),
             "The reconciler could not handle some jobs in a pass (it goes on with the others and tries "
             "them again next pass). Read the reconcile function's log group for the job ids and errors.",
         )
@@ -163,9 +167,13 @@ class Observability(Construct):
             evaluation_periods=3,
         )
 
-        self.dashboard_name = f"Cutouts-{config.stage}"
+        # Dashboards are global to an account: the same stage in a second region needs its own name.
+        self.dashboard_name = f"Cutouts-{config.stage}-{Aws.REGION}"
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=self.dashboard_name)
         self._widgets(queue, dead_letter_queue, functions, api)
+
+    def _app_metric(self, name: str, statistic: str = "Sum", label: str | None = None) -> cw.Metric:
+        return app_metric(name, self._stage, statistic, label)
 
     def _alarm(
         self,
@@ -199,32 +207,32 @@ class Observability(Construct):
         api: apigwv2.HttpApi,
     ) -> None:
         def percentiles(name: str) -> list[cw.IMetric]:
-            return [app_metric(name, "p50", f"{name} p50"), app_metric(name, "p90", f"{name} p90")]
+            return [self._app_metric(name, "p50", f"{name} p50"), self._app_metric(name, "p90", f"{name} p90")]
 
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title="Jobs",
                 left=[
-                    app_metric(c.METRIC_SUBMITTED),
-                    app_metric(c.METRIC_COMPLETED),
-                    app_metric(c.METRIC_FAILED),
-                    app_metric(c.METRIC_STUCK_JOBS_FAILED),
-                    app_metric(c.METRIC_DEAD_LETTERS_REPORTED),
-                    app_metric(c.METRIC_RECONCILE_JOB_ERRORS),
+                    self._app_metric(c.METRIC_SUBMITTED),
+                    self._app_metric(c.METRIC_COMPLETED),
+                    self._app_metric(c.METRIC_FAILED),
+                    self._app_metric(c.METRIC_STUCK_JOBS_FAILED),
+                    self._app_metric(c.METRIC_DEAD_LETTERS_REPORTED),
+                    self._app_metric(c.METRIC_RECONCILE_JOB_ERRORS),
                 ],
                 width=8,
             ),
             cw.GraphWidget(
                 title="Duplicates skipped / gateway calls saved",
-                left=[app_metric(c.METRIC_DUPLICATES_SKIPPED), app_metric(c.METRIC_GATEWAY_CALLS_SAVED)],
+                left=[self._app_metric(c.METRIC_DUPLICATES_SKIPPED), self._app_metric(c.METRIC_GATEWAY_CALLS_SAVED)],
                 width=8,
             ),
             cw.GraphWidget(
                 title="Gateway errors / rejected callbacks",
                 left=[
-                    app_metric(c.METRIC_GATEWAY_AUTH_ERRORS),
-                    app_metric(c.METRIC_GATEWAY_BALANCE_ERRORS),
-                    app_metric(c.METRIC_CALLBACKS_REJECTED),
+                    self._app_metric(c.METRIC_GATEWAY_AUTH_ERRORS),
+                    self._app_metric(c.METRIC_GATEWAY_BALANCE_ERRORS),
+                    self._app_metric(c.METRIC_CALLBACKS_REJECTED),
                 ],
                 width=8,
             ),

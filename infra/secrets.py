@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from aws_cdk import Acknowledgment, Aws, RemovalPolicy, Validations
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -59,14 +57,13 @@ class Secrets(Construct):
             "SigningKey",
             description="Cutouts: HMAC key for callback URL tokens; JSON with 'current' and, "
             "during a rotation, 'next' (staged, verifies only) or 'previous' (retiring).",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=json.dumps({}),
-                generate_string_key=SIGNING_KEY_CURRENT,
-                exclude_punctuation=True,
-                password_length=64,
-            ),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        # No generator: CloudFormation would write a new value whenever its settings changed or the
+        # secret were replaced, over a hand-rotated {current, previous}, and every outstanding
+        # callback URL would stop verifying. The first value comes from a one-shot custom resource
+        # that never overwrites one (infra/signing_key.py).
+        signing.node.default_child.add_property_deletion_override("GenerateSecretString")  # type: ignore[union-attr]
         Validations.of(signing).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-SMG4",

@@ -13,12 +13,13 @@ from constructs import Construct
 
 from cutouts import constants as c
 from cutouts import settings_table as t
+from cutouts.submit_budget import BATCH_SIZE, function_timeout_seconds
 from infra import nag
 from infra.api import CallbackApi
 from infra.config import StackConfig
+from infra.existing_bucket import check_existing_bucket, grant_bucket_key
 from infra.functions import (
     RECONCILE_TIMEOUT,
-    SUBMIT_TIMEOUT,
     WEBHOOK_TIMEOUT,
     CutoutsFunction,
     functions_code,
@@ -27,6 +28,7 @@ from infra.functions import (
 from infra.observability import Observability
 from infra.packaging import RUNTIME_PYTHON, find_python
 from infra.secrets import Secrets
+from infra.signing_key import SigningKeySeed
 from infra.storage import Storage
 
 DEFAULT_CODE_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -49,7 +51,10 @@ class CutoutsStack(Stack):
             **kwargs,  # type: ignore[arg-type]
         )
         self.config = config
-        storage = Storage(self, "Storage", config=config, submit_timeout=SUBMIT_TIMEOUT)
+        check_existing_bucket(self, config)
+        # Long enough for a whole batch of the slowest records (cutouts/submit_budget.py), so no batch times out.
+        submit_timeout = Duration.seconds(function_timeout_seconds(config.http_timeout_seconds, config.max_image_bytes))
+        storage = Storage(self, "Storage", config=config, submit_timeout=submit_timeout)
         secrets = Secrets(self, "Secrets", config=config)
         self.storage, self.secrets = storage, secrets
 
@@ -94,7 +99,7 @@ class CutoutsStack(Stack):
         submit = make(
             "Submit",
             c.SUBMIT_HANDLER,
-            SUBMIT_TIMEOUT,
+            submit_timeout,
             "Cutouts: submits uploaded images to the gateway",
             function=t.SUBMIT,
         )
@@ -109,7 +114,7 @@ class CutoutsStack(Stack):
 
         mapping = event_sources.SqsEventSource(
             storage.queue,
-            batch_size=10,
+            batch_size=BATCH_SIZE,
             max_batching_window=Duration.seconds(1),
             report_batch_item_failures=True,
             max_concurrency=config.max_concurrency,
@@ -135,7 +140,12 @@ class CutoutsStack(Stack):
             "minutes later, so there is nothing worth keeping in a dead-letter queue.",
         )
 
+        seed = SigningKeySeed(self, "SigningKeySeed", config=config, code=code, layer=layer, secret=secrets.signing_key)
+        for fn in (submit, webhook, reconcile):
+            fn.function.node.add_dependency(seed.resource)  # none runs before the key has a value
+
         self._grant(config, storage, secrets, submit, webhook, reconcile)
+        grant_bucket_key(config, (submit, webhook, reconcile))
         observability = Observability(
             self,
             "Observability",

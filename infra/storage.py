@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+import jsii
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
 
 from cutouts import constants as c
@@ -46,7 +48,7 @@ class Storage(Construct):
         # the notifications it owns, leaving the owner's other notifications in place.
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
-            s3n.SqsDestination(self.queue),
+            AccountScopedQueueDestination(self.queue),
             s3.NotificationKeyFilter(prefix=config.input_prefix),
         )
 
@@ -70,7 +72,7 @@ class Storage(Construct):
                 "would log its own log deliveries without end.",
             )
         )
-        return s3.Bucket(
+        bucket = s3.Bucket(
             self,
             "Bucket",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -94,6 +96,13 @@ class Storage(Construct):
             removal_policy=removal,
             auto_delete_objects=destroy,
         )
+        # A retained bucket keeps its policy (TLS only; for the log bucket also the log-delivery
+        # grant): CDK gives a BucketPolicy DESTROY whatever the bucket's policy, so `cdk destroy`
+        # of a retaining stage would leave the kept buckets open to plain HTTP, their logs stopped.
+        for kept in (bucket, access_logs):
+            if kept.policy is not None:
+                kept.policy.apply_removal_policy(removal)
+        return bucket
 
     def _table(self, config: StackConfig, removal: RemovalPolicy) -> dynamodb.Table:
         table = dynamodb.Table(
@@ -155,3 +164,34 @@ class Storage(Construct):
             )
         )
         return dlq, queue
+
+
+@jsii.implements(s3.IBucketNotificationDestination)
+class AccountScopedQueueDestination:
+    """CDK's SqsDestination, with the bucket's account in the queue policy as well as its ARN.
+
+    A bucket ARN carries no account id, so ``aws:SourceArn`` alone would also admit a bucket of
+    that name in another account (after ours is deleted); AWS's own example pins both.
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self.queue = queue
+
+    def bind(self, scope: Construct, bucket: IBucketRef) -> s3.BucketNotificationDestinationConfig:
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowBucketNotifications",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                resources=[self.queue.queue_arn],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": bucket.bucket_ref.bucket_arn},
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                },
+            )
+        )
+        return s3.BucketNotificationDestinationConfig(
+            arn=self.queue.queue_arn,
+            type=s3.BucketNotificationDestinationType.QUEUE,
+            dependencies=[self.queue],
+        )

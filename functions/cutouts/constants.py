@@ -26,9 +26,22 @@ CALLBACK_ROUTE: Final = "POST /callback/{job_id}"
 
 GATEWAY_STATUS_PATH: Final = "/v2/requests/status/"
 
-# Metrics namespace and names.
+# Metrics namespace and names. Deployed functions emit under their stage's namespace and service
+# (metrics_namespace / service_name, set as POWERTOOLS_* variables by the stack), so two stages
+# in one account and region never read each other's metrics; the bare names are the defaults
+# outside a stack (tests, the local stack, benchmarks).
 METRICS_NAMESPACE: Final = "Cutouts"
 SERVICE_NAME: Final = "cutouts"
+
+
+def metrics_namespace(stage: str) -> str:
+    return f"{METRICS_NAMESPACE}/{stage}"
+
+
+def service_name(stage: str) -> str:
+    return f"{SERVICE_NAME}-{stage}"
+
+
 METRIC_SUBMITTED: Final = "JobsSubmitted"
 METRIC_COMPLETED: Final = "JobsCompleted"
 METRIC_FAILED: Final = "JobsFailed"

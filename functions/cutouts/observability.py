@@ -9,11 +9,16 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from cutouts.constants import METRIC_FAILED, METRICS_NAMESPACE, SERVICE_NAME
 
-logger = Logger(service=SERVICE_NAME)
+# The stack sets both per stage (cutouts.constants.metrics_namespace / service_name); the bare
+# names stand outside a stack. single_metric below must name them too, so they are read here once.
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE_NAME
+
+logger = Logger(service=SERVICE)
 # Trace only what we call: AWS through botocore, the gateway and media hosts through http.client
 # (urllib3). Patching everything the X-Ray SDK knows would import requests and more at cold start.
-tracer = Tracer(service=SERVICE_NAME, patch_modules=("botocore", "httplib"))
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httplib"))
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 class PowertoolsRecorder:
@@ -33,8 +38,8 @@ class PowertoolsRecorder:
             name=METRIC_FAILED,
             unit=MetricUnit.Count,
             value=1,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": SERVICE_NAME},
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE},
         ) as metric:
             metric.add_dimension(name="reason", value=reason)
         logger.warning("job failed", reason=reason)

@@ -27,6 +27,7 @@ from cutouts.gateway import (
     JobStatus,
     Submission,
 )
+from cutouts.gateway_key import GatewayKeyMissing
 
 # What the user must do about each permanent answer; the failure report quotes it.
 PERMANENT: dict[int, tuple[str, str]] = {
@@ -54,6 +55,12 @@ KEY_MISSING = (
     "The gateway key secret is empty or unreadable: put your gateway API key into it "
     "(stack output GatewayKeySecretArn), then retry the failed jobs.",
 )
+# Transient, unlike KEY_MISSING: the job ends with it only if every delivery failed to read the key.
+KEY_UNREADABLE = (
+    "gateway-key-unreadable",
+    "Secrets Manager could not be read on every delivery (throttled, or unreachable from the functions): "
+    "check the functions' network path to Secrets Manager and its error rate, then retry the failed jobs.",
+)
 REJECTED = (
     "gateway-rejected",
     "The gateway refused the request with an unexpected 4xx: see gateway_error and http_status, "
@@ -66,7 +73,7 @@ UNREACHABLE = (
     "and that the gateway is up and reachable from the functions, then retry the job.",
 )
 # Every reason this provider ends a job with, and what to do about it (reports.advice_for reads it).
-ADVICE: dict[str, str] = dict([*PERMANENT.values(), KEY_MISSING, REJECTED, UNREACHABLE])
+ADVICE: dict[str, str] = dict([*PERMANENT.values(), KEY_MISSING, KEY_UNREADABLE, REJECTED, UNREACHABLE])
 
 
 def parse_status_document(doc: Any) -> JobStatus:
@@ -148,9 +155,11 @@ class PixazoGateway:
     def _headers(self) -> dict[str, str]:
         try:
             key = self._api_key()
-        except Exception as exc:  # the secret is unreadable or still empty: a configuration error
-            raise GatewayPermanentError(
-                f"the gateway key could not be read ({type(exc).__name__})", None, *KEY_MISSING
+        except GatewayKeyMissing as exc:  # no value, or access denied: the user must act
+            raise GatewayPermanentError(f"the gateway key could not be read: {exc}", None, *KEY_MISSING) from None
+        except Exception as exc:  # a throttle, a service or network error: the next delivery tries again
+            raise GatewayTransientError(
+                f"the gateway key could not be read now: {exc or type(exc).__name__}", reason=KEY_UNREADABLE[0]
             ) from None
         if not key:
             raise GatewayPermanentError("the gateway key secret is empty", None, *KEY_MISSING)

@@ -45,6 +45,11 @@ def _clients() -> dict[str, Any]:
     }
 
 
+def sqs() -> Any:
+    """The SQS client alone, for work that must not wait on reading the secrets."""
+    return _clients()["sqs"]
+
+
 def _secret(name: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 
@@ -53,7 +58,13 @@ def _secret(name: str) -> str:
 
 
 def gateway_key() -> str:
-    return _secret(settings().gateway_key_secret).strip()
+    """The key, or GatewayKeyMissing (the user must act) / GatewayKeyUnavailable (retry)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from cutouts.gateway_key import read_gateway_key
+
+    cfg = settings()
+    return read_gateway_key(lambda: parameters.get_secret(cfg.gateway_key_secret, max_age=cfg.secret_max_age_seconds))
 
 
 def services() -> Any:

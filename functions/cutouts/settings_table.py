@@ -61,6 +61,8 @@ class Setting(NamedTuple):
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("stage", "stage", None, STAGE, "dev", help="lower-case, 1–20 chars; stack `Cutouts-<stage>`; `dev`/`test` are destroyable, other stages retain data"),
     Setting("bucket_name", "bucketName", None, BUCKET, None, shown="(new bucket)", help="use this existing bucket in the stack's region"),
+    Setting("bucket_region", "bucketRegion", None, STR, None, shown="(not checked)", help="with `bucketName`: the existing bucket's region; synthesis (and so `cdk deploy`) stops if the stack's region differs"),
+    Setting("bucket_kms_key_arn", "bucketKmsKeyArn", None, STR, None, shown="(none)", help="with `bucketName`: the KMS key of the bucket's SSE-KMS default encryption; the functions get `kms:Decrypt`/`kms:GenerateDataKey` on it through S3"),
     Setting("table_name", None, "CUTOUTS_TABLE_NAME", STR, None, help="the job table"),
     Setting("input_prefix", "inputPrefix", "CUTOUTS_INPUT_PREFIX", PREFIX, "uploads/", help="end with `/`; uploads here are cut out; the output and failure prefixes must not be inside it (or contain it)"),
     Setting("output_prefix", "outputPrefix", "CUTOUTS_OUTPUT_PREFIX", PREFIX, "cutouts/", help="end with `/`; cutouts (PNG) are written here"),

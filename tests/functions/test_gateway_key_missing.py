@@ -6,12 +6,13 @@ import pytest
 import urllib3
 
 from cutouts.gateway import GatewayPermanentError
+from cutouts.gateway_key import GatewayKeyMissing
 from cutouts.outcomes import GATEWAY_ALARM_METRICS
 from cutouts.pixazo import PixazoGateway
 
 
 def _unreadable() -> str:
-    raise RuntimeError("ResourceNotFoundException: Secrets Manager can't find the specified secret value")
+    raise GatewayKeyMissing("the secret has no value (ResourceNotFoundException)")
 
 
 @pytest.mark.parametrize("provider", [_unreadable, lambda: ""], ids=["unreadable", "empty"])

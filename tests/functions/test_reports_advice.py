@@ -42,6 +42,7 @@ PINNED: dict[str, tuple[str, ...]] = {
     "gateway-forbidden": ("subscription",),
     "gateway-not-found": ("gatewayBaseUrl", "gatewayModelPath"),
     "gateway-key-missing": ("gateway key secret", "GatewayKeySecretArn"),
+    "gateway-key-unreadable": ("Secrets Manager", "retry the failed jobs"),
     "gateway-rejected": ("unexpected 4xx", "gateway_error"),
 }
 

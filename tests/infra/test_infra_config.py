@@ -78,6 +78,9 @@ def test_cli_strings_are_converted() -> None:
         ("stage", "Prod!", "lower-case"),
         ("bucketName", "My_Bucket", "not a valid S3 bucket name"),
         ("bucketName", "192.168.1.1", "not a valid S3 bucket name"),
+        # (their meaning is checked against the stack: tests/infra/test_infra_deploy_ready.py)
+        ("bucketRegion", 42, "expected a string"),
+        ("bucketKmsKeyArn", ["arn:aws:kms:eu-west-1:111122223333:key/k"], "expected a string"),
         ("inputPrefix", "uploads", "must end with '/'"),
         ("inputPrefix", "", "must not be empty"),
         ("outputPrefix", "/cutouts/", "must not start with '/'"),

@@ -67,8 +67,8 @@ def test_dead_letters_alarm_fires_once_per_newly_reported_dead_letter(template: 
         "AWS::CloudWatch::Alarm",
         {
             "MetricName": c.METRIC_DEAD_LETTERS_REPORTED,
-            "Namespace": c.METRICS_NAMESPACE,
-            "Dimensions": [{"Name": "service", "Value": c.SERVICE_NAME}],
+            "Namespace": c.metrics_namespace("dev"),
+            "Dimensions": [{"Name": "service", "Value": c.service_name("dev")}],
             "Statistic": "Sum",
             "Threshold": 1,
             "ComparisonOperator": "GreaterThanOrEqualToThreshold",
@@ -89,8 +89,8 @@ def test_alarms_on_gateway_auth_balance_and_stuck_jobs(template_json: dict[str, 
     ):
         alarm = alarms[metric]
         # Powertools metrics carry the dimension service=<POWERTOOLS_SERVICE_NAME>.
-        assert alarm["Namespace"] == c.METRICS_NAMESPACE
-        assert alarm["Dimensions"] == [{"Name": "service", "Value": c.SERVICE_NAME}]
+        assert alarm["Namespace"] == c.metrics_namespace("dev")
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": c.service_name("dev")}]
         assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 0
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
 
