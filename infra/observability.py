@@ -160,7 +160,7 @@ class Observability(Construct):
         )
         self._alarm(
             "EventsFailed",
-            app_metric(c.METRIC_EVENTS_FAILED),
+            self._app_metric(c.METRIC_EVENTS_FAILED),
             "Completion events could not be put on the default EventBridge bus for three periods in a row "
             "(PutEvents failed or refused entries). Cutouts and jobs are safe and each reconcile pass resends "
             "the pending events; check EventBridge's health and the functions' events:PutEvents permission.",

@@ -121,5 +121,5 @@ def test_completion_events_that_keep_failing_raise_an_alarm(template_json: dict[
     # Given the synthesized stack, when completion events fail for three periods in a row
     alarm = {a.get("MetricName"): a for a in _alarms(template_json)}[c.METRIC_EVENTS_FAILED]
     # Then an alarm says the cutouts are safe and the reconciler resends
-    assert alarm["Namespace"] == c.METRICS_NAMESPACE and alarm["EvaluationPeriods"] == 3
+    assert alarm["Namespace"] == c.metrics_namespace("dev") and alarm["EvaluationPeriods"] == 3
     assert alarm["Threshold"] == 0 and "reconcile" in alarm["AlarmDescription"]
