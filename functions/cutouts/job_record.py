@@ -46,6 +46,9 @@ class Job:
     superseded_by: str | None = None  # a newer version of the key was uploaded while this one ran
     errors: int | None = None  # passes of the reconciler that failed on this job
     reopened_at: float | None = None  # an operator's retry: older queue messages are stale
+    parked_reason: str | None = None  # why the spend guard parked it: "daily-budget" or "monthly-budget"
+    parked_at: float | None = None
+    resumed_at: float | None = None  # left PARKED: its maximum age counts from here, not from the upload
 
     @property
     def is_final(self) -> bool:

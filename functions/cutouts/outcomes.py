@@ -35,6 +35,8 @@ class Outcome(StrEnum):
     ERROR = "error"
     DEFERRED = "deferred"
     DEAD_LETTERED = "dead-lettered"
+    PARKED = "parked"  # the budget is spent: kept, not sent, not paid (spend_guard)
+    RESUMED = "resumed"  # a parked job sent on within a new budget
 
 
 class OutputBusy(RuntimeError):
