@@ -155,9 +155,46 @@ class Observability(Construct):
             "them again next pass). Read the reconcile function's log group for the job ids and errors.",
         )
 
+        self._spend_alarms(config)
+
         self.dashboard_name = f"Cutouts-{config.stage}"
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=self.dashboard_name)
         self._widgets(queue, dead_letter_queue, functions, api)
+
+    def _spend_alarms(self, config: StackConfig) -> None:
+        """The spend guard: 80 % of the day's budget (a warning), the budget reached, a key in a loop."""
+        budget = config.daily_budget_usd
+        # The reconciler reads the day's spend every pass; 80 % of a budget of 0 is never reached.
+        self._alarm(
+            "DailySpend80Percent",
+            app_metric(c.METRIC_SPEND_TODAY_USD, "Maximum"),
+            f"Today's gateway spend passed 80 % of dailyBudgetUsd (${budget:g}). At 100 % new images are "
+            "parked, not failed. If this volume is expected, raise dailyBudgetUsd; if not, look for a sync job "
+            "or backfill gone wrong (status shows the spend and the parked jobs).",
+            threshold=max(0.8 * budget, config.price_per_image_usd),
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
+        self._alarm(
+            "BudgetReached",
+            app_metric(c.METRIC_JOBS_PARKED),
+            f"The spend budget is reached (dailyBudgetUsd ${budget:g}"
+            + (f", monthlyBudgetUsd ${config.monthly_budget_usd:g}" if config.monthly_budget_usd else "")
+            + "): new images are PARKED, not paid and not failed; they resume by themselves, oldest first, when "
+            "the next UTC day (or month) opens. To process them sooner: find out why the volume is high "
+            "(`python -m cutouts_cli status`), raise the budget context value and deploy, then run "
+            "`python -m cutouts_cli resume`. If the volume is a mistake, leave them parked (or delete the uploads).",
+            threshold=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
+        self._alarm(
+            "UploadLoops",
+            app_metric(c.METRIC_UPLOAD_LOOPS),
+            "A key was uploaded more than maxVersionsPerKeyPerDay times today: something re-uploads it in a loop. "
+            "Its further uploads today are not submitted (upload-loop reports under the failure prefix name the "
+            "keys). Stop the process that writes them.",
+            threshold=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
 
     def _alarm(
         self,
@@ -260,6 +297,26 @@ class Observability(Construct):
                 ],
                 right=[api.metric_integration_latency(statistic="p90", label="integration latency p90")],
                 width=8,
+            ),
+        )
+        day = Duration.days(1)
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Spend per day (USD)",
+                left=[
+                    app_metric(c.METRIC_SPEND_TODAY_USD, "Maximum", "spend per UTC day").with_(period=day),
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Spend guard: parked, resumed, loops",
+                left=[
+                    app_metric(c.METRIC_JOBS_PARKED),
+                    app_metric(c.METRIC_JOBS_RESUMED),
+                    app_metric(c.METRIC_UPLOAD_LOOPS),
+                ],
+                right=[app_metric(c.METRIC_PARKED_WAITING, "Maximum", "parked jobs waiting")],
+                width=12,
             ),
         )
         self.dashboard.add_widgets(

@@ -86,7 +86,11 @@ def images_left(services: Services, now: float) -> int:
 
 
 def report_spend(services: Services, now: float) -> tuple[Period, Period]:
-    """Put the day's and month's spend on the metrics (the reconciler, every pass): the 80 % alarm reads it."""
+    """Put the day's and month's spend on the metrics (the reconciler, every pass): the 80 % alarm reads it.
+
+    The budgets are recorded in the table as well (when they change), for the CLI's status and backfill.
+    """
+    services.store.record_limits(limits_of(services.settings), now)
     day, month = spend_now(services, now)
     services.metrics.count(c.METRIC_SPEND_TODAY_USD, usd(day.spent))
     services.metrics.count(c.METRIC_SPEND_MONTH_USD, usd(month.spent))

@@ -33,6 +33,9 @@ def month_pk(month: str) -> str:
     return f"spend#month#{month}"
 
 
+LIMITS_PK = "spend#limits"  # the budgets the functions run with, for the CLI (which cannot read their settings)
+
+
 def hold_pk(job_id: str, attempt: int) -> str:
     return f"spend#hold#{job_id}#{attempt}"
 
@@ -178,6 +181,32 @@ class SpendRecords(TableAccess):
                 return None
             raise JobStoreError(f"DynamoDB update failed: {error_code(exc)}") from exc
         return len(reply.get("Attributes", {}).get("versions", {}).get("SS", [])) or 1
+
+    def record_limits(self, limits: Limits, now: float) -> bool:
+        """Write the functions' budgets where the CLI reads them, when they differ from what is there."""
+        if self.recorded_limits() == limits:
+            return False
+        item = {
+            TABLE_PARTITION_KEY: {"S": LIMITS_PK},
+            "price_micros": {"N": str(limits.price)},
+            "updated_at": {"N": repr(round(now, 3))},
+        }
+        for name, value in (("daily_micros", limits.daily), ("monthly_micros", limits.monthly)):
+            if value is not None:
+                item[name] = {"N": str(value)}
+        self._call("put_item", Item=item)
+        return True
+
+    def recorded_limits(self) -> Limits | None:
+        item = self._call("get_item", Key={TABLE_PARTITION_KEY: {"S": LIMITS_PK}}).get("Item")
+        if not item:
+            return None
+        values = {name: deserialize(attr) for name, attr in item.items()}
+
+        def number(name: str) -> int | None:
+            return None if values.get(name) is None else int(values[name])
+
+        return Limits(int(values["price_micros"]), number("daily_micros"), number("monthly_micros"))
 
     # --- plumbing --------------------------------------------------------------------------
 
