@@ -332,3 +332,40 @@ def test_a_repeated_event_of_one_version_counts_once_for_the_loop_guard(cutouts,
     assert upload_loop(job, services, NOW) is None
     job.job_id = "third-version"
     assert upload_loop(job, services, NOW) is not None
+
+
+# --- resume: the operator releases parked jobs earlier --------------------------------------------
+
+
+def test_resume_sends_parked_jobs_on_through_the_queue_once_the_budget_has_room(cutouts, monkeypatch):
+    # Given three jobs parked at a budget of zero (oldest first)
+    from cutouts.notifications import sources_in_notification
+    from cutouts.submission import submit_source
+    from cutouts_cli.resume import parked_jobs, resume_parked
+    from cutouts_cli.target import Clients, Target
+
+    services = budget(cutouts, monkeypatch, daily_images=0)
+    for i in range(3):
+        assert submit_source(source_for(cutouts, f"uploads/p/{i}.jpg"), services, NOW + i).result == "parked"
+    clients = Clients(cutouts.s3, cutouts.sqs, cutouts.ddb, cutouts.table)
+    target = Target(cutouts.bucket, cutouts.queue_url, cutouts.dlq_url, cutouts.table)
+    # When the operator runs a dry run, then resumes those under p/ after raising the budget to two images
+    jobs = parked_jobs(clients, target, NOW + 10, "p/")
+    dry = resume_parked(clients, target, jobs, NOW + 10, dry_run=True)
+    assert [r.key for r in dry.resumed] == [f"uploads/p/{i}.jpg" for i in range(3)]
+    assert len(jobs_in(services, "PARKED")) == 3  # the dry run changed nothing
+    result = resume_parked(clients, target, jobs, NOW + 10)
+    services = budget(cutouts, monkeypatch, daily_images=2)
+    messages = cutouts.sqs.receive_message(QueueUrl=cutouts.queue_url, MaxNumberOfMessages=10)["Messages"]
+    outcomes = [
+        submit_source(source, services, NOW + 20)
+        for message in messages
+        for source in sources_in_notification(message["Body"])
+    ]
+    # Then all three were sent through the queue, two were paid within the budget, and one is parked again
+    assert len(result.resumed) == 3 and len(messages) == 3
+    assert sorted(o.result for o in outcomes) == ["parked", "submitted", "submitted"]
+    assert len(cutouts.gateway.posts()) == 2
+    assert spent(services, NOW)[0] == 2 * PRICE
+    # And a second resume of the same (stale) list changes nothing
+    assert resume_parked(clients, target, jobs, NOW + 30).skipped["no longer parked"] == 3
