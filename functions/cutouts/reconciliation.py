@@ -184,7 +184,7 @@ def _check_retry(job: Job, services: Services, now: float) -> Outcome:
 
 def _check_waiting(job: Job, services: Services, now: float) -> Outcome:
     """A job waiting for identical bytes: copy the owner's cutout, share its failure, or take over."""
-    if _too_old(job, services, now):
+    if _too_old(job, services, now) and not _owner_parked(job, services, now):
         return _expire(job, services, now)
     if not job.content_hash:
         return _pay(job, services, now)
@@ -194,6 +194,18 @@ def _check_waiting(job: Job, services: Services, now: float) -> Outcome:
         if waited is not None:
             return waited.result
     return _pay(job, services, now)
+
+
+def _owner_parked(job: Job, services: Services, now: float) -> bool:
+    """Whether the job paying for these bytes is parked at the budget, or resumed within the maximum age.
+
+    Its waiters wait with it: their age, like the owner's, does not count while it is parked.
+    """
+    owner_id = services.store.content_owner(job.content_hash) if job.content_hash else None
+    owner = services.store.get(owner_id) if owner_id and owner_id != job.job_id else None
+    if owner is None or owner.is_final:
+        return False
+    return owner.status == PARKED or not _too_old(owner, services, now)
 
 
 def _pay(job: Job, services: Services, now: float) -> Outcome:

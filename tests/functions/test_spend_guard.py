@@ -369,3 +369,37 @@ def test_resume_sends_parked_jobs_on_through_the_queue_once_the_budget_has_room(
     assert spent(services, NOW)[0] == 2 * PRICE
     # And a second resume of the same (stale) list changes nothing
     assert resume_parked(clients, target, jobs, NOW + 30).skipped["no longer parked"] == 3
+
+
+def test_a_job_waiting_for_identical_bytes_of_a_parked_job_waits_with_it_and_gets_its_cutout(cutouts, monkeypatch):
+    # Given a job parked at the budget, and the same bytes uploaded under another name (it waits for the first)
+    from functions_kit import cutout_png
+
+    from cutouts.reconciliation import reconcile
+    from cutouts.submission import submit_source
+
+    services = budget(cutouts, monkeypatch, daily_images=0)
+    same = unique_image("twin")
+    owner = submit_source(source_for(cutouts, "uploads/twin/a.jpg", body=same), services, NOW)
+    waiter = submit_source(source_for(cutouts, "uploads/twin/b.jpg", body=same), services, NOW + 1)
+    assert (owner.result, waiter.result) == ("parked", "waiting")
+    # When the reconciler runs long past the maximum age with still no budget
+    later = NOW + 20 * services.settings.max_age_seconds
+    reconcile(services, later)
+    # Then neither timed out
+    assert services.store.get(waiter.job_id).status == "WAITING"
+    assert cutouts.keys("failed/") == []
+    # And once budget opens the owner is paid, and when its cutout lands the waiter gets a copy
+    services = budget(cutouts, monkeypatch, daily_images=1)
+    reconcile(services, later + 1)
+    resumed = services.store.get(owner.job_id)
+    assert resumed.status == "SUBMITTED"
+    reconcile(services, later + 2)  # the waiter, far older than the maximum age, still waits
+    assert services.store.get(waiter.job_id).status == "WAITING"
+    cutouts.gateway.complete(resumed.request_id, cutout_png())
+    from cutouts.completion import settle_job
+
+    settle_job(resumed, services.gateway.status(resumed.request_id), services, later + 3)
+    reconcile(services, later + 4)
+    assert services.store.get(waiter.job_id).status == "COMPLETED"
+    assert len(cutouts.gateway.posts()) == 1
