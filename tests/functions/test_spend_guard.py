@@ -403,3 +403,21 @@ def test_a_job_waiting_for_identical_bytes_of_a_parked_job_waits_with_it_and_get
     reconcile(services, later + 4)
     assert services.store.get(waiter.job_id).status == "COMPLETED"
     assert len(cutouts.gateway.posts()) == 1
+
+
+def test_budgets_are_whole_micro_dollars_and_a_monthly_budget_of_zero_means_none():
+    # Given the settings as the functions read them from their environment
+    from cutouts.settings import SettingsError, load_settings
+    from cutouts.spend_guard import limits_of
+
+    required = {"CUTOUTS_TABLE_NAME": "t", "CUTOUTS_GATEWAY_KEY_SECRET": "k", "CUTOUTS_SIGNING_SECRET": "s"}
+    # When the defaults are read, then a budget of zero and a monthly budget
+    default = limits_of(load_settings(required))
+    zero = limits_of(load_settings(required | {"CUTOUTS_DAILY_BUDGET_USD": "0"}))
+    monthly = limits_of(load_settings(required | {"CUTOUTS_MONTHLY_BUDGET_USD": "1000.07"}))
+    # Then they are exact integers: $50 a day, 18,000 micro-dollars an image, no monthly budget
+    assert default == (18_000, 50_000_000, None)
+    assert zero.daily == 0 and monthly.monthly == 1_000_070_000
+    # And a negative budget is refused at cold start, naming the variable
+    with pytest.raises(SettingsError, match="CUTOUTS_DAILY_BUDGET_USD"):
+        load_settings(required | {"CUTOUTS_DAILY_BUDGET_USD": "-1"})
