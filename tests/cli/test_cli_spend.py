@@ -21,6 +21,7 @@ def distinct_png() -> bytes:
     Image.new("RGB", (48, 32), (17, 99, 201)).save(out, "PNG")
     return out.getvalue()
 
+
 FAST = FaultConfig(processing_delay=0.05)
 IMAGES = ("red apple.jpg", "beach ball.png", "green cactus.png", "café mug.png")
 
