@@ -27,6 +27,7 @@ SECRETS_CALL = 0.05 / 10000
 XRAY_TRACE = 5.00 / 1e6
 LOGS_GB = 0.50
 GATEWAY_PER_IMAGE = 0.018
+RESERVATION_ITEMS = 2  # the spend guard: the UTC day's counter and the attempt's hold (no monthly budget)
 TARGET_PER_1000 = 0.05
 
 # Lambda at 256 MB gets 256/1769 of a vCPU; this machine gave the bench a full core. Scaling all
@@ -67,13 +68,19 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     s3_free = sum(v for k, v in calls.items() if k == "s3.DeleteObject")
     # Items are under 1 KB: 1 WRU per write, plus the indexes (projection ALL). The new job's PutItem
     # adds its status-index entry (1); each later job update moves that entry (delete + put: 2) and
-    # writes its content-index entry (1). One UpdateItem is on the per-key record, in no index.
+    # writes its content-index entry (1). Two UpdateItems are on side records in no index: the per-key
+    # record and the spend guard's versions-per-key-per-day record. The spend guard's reservation is
+    # one TransactWriteItems of 2 items (the day's counter and the attempt's hold; 3 with a monthly
+    # budget), and a transactional write costs 2 WRU per item.
     # A completion event (job_events) is one PutEvents entry; its end writes an entry in the sparse
     # pending-events index (1) and the clearing UpdateItem removes it (1), moving no other index.
     puts, updates = calls.get("dynamodb.PutItem", 0), calls.get("dynamodb.UpdateItem", 0)
     events_put = calls.get("events.PutEvents", 0)
-    job_updates = max(0, updates - 1 - events_put)
-    wru = puts + updates + puts * 1 + job_updates * 3 + events_put * 2
+    side_updates = 2 if calls.get("dynamodb.TransactWriteItems", 0) else 1
+    job_updates = max(0, updates - side_updates - events_put)
+    transactions = calls.get("dynamodb.TransactWriteItems", 0)
+    reservation_wru = transactions * RESERVATION_ITEMS * 2
+    wru = puts + updates + puts * 1 + job_updates * 3 + reservation_wru + events_put * 2
     rru = calls.get("dynamodb.GetItem", 0) + calls.get("dynamodb.Query", 0)
     sqs = 3  # S3 -> SendMessage, the event source mapping's ReceiveMessage and DeleteMessage (unbatched)
 
@@ -96,10 +103,12 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
         (
             "DynamoDB writes",
             wru * DDB_WRU,
-            f"{wru} WRU: {puts} PutItem (the claim) + {updates} UpdateItem seen (key record, submission, "
-            f"completion), 1 WRU each, + index writes: {puts} status-index entry created, "
-            f"{job_updates} job updates x (2 status-index + 1 content-index), "
-            f"{events_put} completion event(s) x 2 pending-events index writes (set, then cleared)",
+            f"{wru} WRU: {puts} PutItem (the claim) + {updates} UpdateItem seen (key record, versions "
+            f"record, submission, completion, event sent), 1 WRU each, + index writes: {puts} status-index entry "
+            f"created, {job_updates} job updates x (2 status-index + 1 content-index) + the spend reservation: "
+            f"{transactions} TransactWriteItems x {RESERVATION_ITEMS} items x 2 WRU = {reservation_wru} "
+            f"({transactions * 2} more with a monthlyBudgetUsd) + {events_put} completion event(s) x 2 "
+            "pending-events index writes (set, then cleared)",
         ),
         (
             "EventBridge PutEvents",
@@ -136,7 +145,9 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     # The reconciler runs every minute whatever the traffic: a fixed monthly cost.
     reconcile_ms = math.ceil(measured["reconcile_pass_s"] * 1000 * CPU_SCALE + 6 * LATENCY_MS["dynamodb"])
     runs = 43200
-    reconcile_month = runs * (LAMBDA_REQUEST + reconcile_ms / 1000 * gb * LAMBDA_GB_S + 5 * DDB_RRU + SQS_REQUEST)
+    # 5 reads of its own, + 4 for the spend guard: the recorded budgets, the day's and the month's
+    # counters, and the count of parked jobs.
+    reconcile_month = runs * (LAMBDA_REQUEST + reconcile_ms / 1000 * gb * LAMBDA_GB_S + 9 * DDB_RRU + SQS_REQUEST)
     breakdown = {
         name: {"usd_per_1000": round(v * 1000, 6) if v is not None else None, "basis": basis}
         for name, v, basis in items

@@ -1,4 +1,4 @@
-"""Operate a Cutouts pipeline: backfill existing images, see status, retry failures.
+"""Operate a Cutouts pipeline: backfill existing images, see status, retry failures, resume parked jobs.
 
 Point it at a deployed stack with --stack NAME (the bucket, queues and table come from the
 stack's CloudFormation outputs), or at any pipeline, such as the local stack, flag by flag:
@@ -14,13 +14,13 @@ from typing import Any
 
 from rich.console import Console
 
-from cutouts_cli.commands import backfill, retry, status
+from cutouts_cli.commands import backfill, resume, retry, status
 from cutouts_cli.commands.output import print_failure
 from cutouts_cli.errors import DEBUG_ENV, EXIT_CODES_HELP, describe
 from cutouts_cli.target import Target, TargetError, target_from_stack
 
 # In the order --help lists them.
-COMMANDS = (backfill, status, retry)
+COMMANDS = (backfill, status, retry, resume)
 
 EXAMPLES = """\
 examples:
@@ -29,6 +29,7 @@ examples:
   python -m cutouts_cli --stack Cutouts-dev backfill --prefix 2024/ --yes
   python -m cutouts_cli --stack Cutouts-dev retry --reason gateway-insufficient-balance
   python -m cutouts_cli --stack Cutouts-dev retry --include-dlq
+  python -m cutouts_cli --stack Cutouts-dev resume --prefix 2024/ --dry-run
   python -m cutouts_cli status --json --endpoint-url http://127.0.0.1:5000 \\
       --bucket B --queue-url Q --dlq-url D --table T
 """

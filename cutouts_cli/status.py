@@ -9,6 +9,7 @@ from typing import Any
 
 from cutouts.job_store import ALL_STATUSES, FAILED, OPEN_STATUSES, Job
 from cutouts.reports import advice_for
+from cutouts_cli.spend import SpendFigures, collect_spend
 from cutouts_cli.target import Clients, Target
 
 
@@ -51,6 +52,7 @@ class StatusReport:
     queue_in_flight: int
     dlq_depth: int
     dlq_in_flight: int
+    spend: SpendFigures | None = None  # today's and this month's spend against the budgets, and parked jobs
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,4 +114,5 @@ def collect_status(
         queue_in_flight=queue_in_flight,
         dlq_depth=dlq_depth,
         dlq_in_flight=dlq_in_flight,
+        spend=collect_spend(store, now),
     )

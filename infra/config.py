@@ -101,6 +101,10 @@ class StackConfig:
     job_ttl_days: int
     dedup_enabled: bool
     retry_base_seconds: int
+    daily_budget_usd: float
+    monthly_budget_usd: float
+    price_per_image_usd: float
+    max_versions_per_key_per_day: int
     webhook_reserved_concurrency: int
 
     def values(self) -> dict[str, Any]:
@@ -400,6 +404,18 @@ def _check_consistency(cfg: StackConfig) -> None:
         )
 
 
+def _check_budgets(cfg: StackConfig) -> None:
+    """A budget above zero but below one image's price would park every job while looking open."""
+    for attr in ("daily_budget_usd", "monthly_budget_usd"):
+        budget = getattr(cfg, attr)
+        if 0 < budget < cfg.price_per_image_usd:
+            raise ConfigError(
+                _key(attr),
+                f"{budget:g} is less than one image ({_key('price_per_image_usd')} {cfg.price_per_image_usd:g}); "
+                "use 0 to park every job on purpose, or at least the price of one image",
+            )
+
+
 def parse_config(context: Mapping[str, Any]) -> StackConfig:
     """Build a `StackConfig` from CDK context, or raise `ConfigError` naming the bad key."""
     known = set(_KEYS)
@@ -418,6 +434,7 @@ def parse_config(context: Mapping[str, Any]) -> StackConfig:
     cfg = StackConfig(**values)
     _check_prefixes(cfg)
     _check_consistency(cfg)
+    _check_budgets(cfg)
     return cfg
 
 

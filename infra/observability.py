@@ -167,6 +167,8 @@ class Observability(Construct):
             evaluation_periods=3,
         )
 
+        self._spend_alarms(config)
+
         # Dashboards are global to an account: the same stage in a second region needs its own name.
         self.dashboard_name = f"Cutouts-{config.stage}-{Aws.REGION}"
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=self.dashboard_name)
@@ -174,6 +176,41 @@ class Observability(Construct):
 
     def _app_metric(self, name: str, statistic: str = "Sum", label: str | None = None) -> cw.Metric:
         return app_metric(name, self._stage, statistic, label)
+
+    def _spend_alarms(self, config: StackConfig) -> None:
+        """The spend guard: 80 % of the day's budget (a warning), the budget reached, a key in a loop."""
+        budget = config.daily_budget_usd
+        # The reconciler reads the day's spend every pass; 80 % of a budget of 0 is never reached.
+        self._alarm(
+            "DailySpend80Percent",
+            self._app_metric(c.METRIC_SPEND_TODAY_USD, "Maximum"),
+            f"Today's gateway spend passed 80 % of dailyBudgetUsd (${budget:g}). At 100 % new images are "
+            "parked, not failed. If this volume is expected, raise dailyBudgetUsd; if not, look for a sync job "
+            "or backfill gone wrong (status shows the spend and the parked jobs).",
+            threshold=max(0.8 * budget, config.price_per_image_usd),
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
+        self._alarm(
+            "BudgetReached",
+            self._app_metric(c.METRIC_JOBS_PARKED),
+            f"The spend budget is reached (dailyBudgetUsd ${budget:g}"
+            + (f", monthlyBudgetUsd ${config.monthly_budget_usd:g}" if config.monthly_budget_usd else "")
+            + "): new images are PARKED, not paid and not failed; they resume by themselves, oldest first, when "
+            "the next UTC day (or month) opens. To process them sooner: find out why the volume is high "
+            "(`python -m cutouts_cli status`), raise the budget context value and deploy, then run "
+            "`python -m cutouts_cli resume`. If the volume is a mistake, leave them parked (or delete the uploads).",
+            threshold=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
+        self._alarm(
+            "UploadLoops",
+            self._app_metric(c.METRIC_UPLOAD_LOOPS),
+            "A key was uploaded more than maxVersionsPerKeyPerDay times today: something re-uploads it in a loop. "
+            "Its further uploads today are not submitted (upload-loop reports under the failure prefix name the "
+            "keys). Stop the process that writes them.",
+            threshold=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
 
     def _alarm(
         self,
@@ -276,6 +313,26 @@ class Observability(Construct):
                 ],
                 right=[api.metric_integration_latency(statistic="p90", label="integration latency p90")],
                 width=8,
+            ),
+        )
+        day = Duration.days(1)
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Spend per day (USD)",
+                left=[
+                    self._app_metric(c.METRIC_SPEND_TODAY_USD, "Maximum", "spend per UTC day").with_(period=day),
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Spend guard: parked, resumed, loops",
+                left=[
+                    self._app_metric(c.METRIC_JOBS_PARKED),
+                    self._app_metric(c.METRIC_JOBS_RESUMED),
+                    self._app_metric(c.METRIC_UPLOAD_LOOPS),
+                ],
+                right=[self._app_metric(c.METRIC_PARKED_WAITING, "Maximum", "parked jobs waiting")],
+                width=12,
             ),
         )
         self.dashboard.add_widgets(

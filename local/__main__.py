@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from cutouts.settings_table import DEFAULTS as LOCAL_DEFAULTS
 from local.gateway_emulator import add_gateway_arguments, run_gateway
 
 
@@ -23,7 +24,13 @@ def _run(args: argparse.Namespace) -> int:
     if not source.is_dir():
         console.print(f"[red]--input {source} is not a directory[/red]")
         return 2
-    options = LocalOptions(gateway_url=args.gateway_url, api_key=args.api_key, log_level=args.log_level)
+    options = LocalOptions(
+        gateway_url=args.gateway_url,
+        api_key=args.api_key,
+        log_level=args.log_level,
+        daily_budget_usd=args.daily_budget_usd,
+        price_per_image_usd=args.price_per_image_usd,
+    )
     output = Path(args.output)
     with LocalPipeline(options) as pipeline:
         gateway = args.gateway_url or f"built-in emulator at {pipeline.emulator.base_url if pipeline.emulator else ''}"
@@ -46,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
             def show(acc):  # type: ignore[no-untyped-def]
                 bar.update(
                     task,
-                    completed=len(acc.cutouts) + len(acc.failed),
+                    completed=len(acc.cutouts) + len(acc.failed) + len(acc.parked),
                     detail=f"{len(acc.cutouts)} cutouts, {len(acc.failed)} failed",
                 )
 
@@ -55,6 +62,8 @@ def _run(args: argparse.Namespace) -> int:
         events = pipeline.events.write(output / "events.jsonl")
     for key in accounting.failed:
         console.print(f"  failed: {key} (see {output}/failed/)")
+    for key in accounting.parked:
+        console.print(f"  parked: {key} (the daily budget is spent; it resumes when the next UTC day opens)")
     for key in accounting.unaccounted:
         console.print(f"  [red]unaccounted[/red]: {key}")
     console.print(f"{written} files written under {output}/, {events} completion events in {output}/events.jsonl")
@@ -72,6 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--api-key", help="the key for --gateway-url (default: the emulator's key)")
     run.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every input (default 120)")
     run.add_argument("--log-level", default="ERROR", help="the functions' log level (default ERROR)")
+    run.add_argument(
+        "--daily-budget-usd",
+        type=float,
+        default=LOCAL_DEFAULTS["daily_budget_usd"],
+        help="the spend guard's budget for the UTC day; beyond it jobs are parked (default %(default)s)",
+    )
+    run.add_argument(
+        "--price-per-image-usd",
+        type=float,
+        default=LOCAL_DEFAULTS["price_per_image_usd"],
+        help="what the spend guard reserves per POST (default %(default)s)",
+    )
     run.set_defaults(func=_run)
     gateway = commands.add_parser("gateway", help="run the gateway emulator on its own")
     add_gateway_arguments(gateway)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from cutouts import constants as c
 from cutouts import keys
 from cutouts import settings_table as t
-from cutouts.job_store import COMPLETED, FAILED, JobStore
+from cutouts.job_store import COMPLETED, FAILED, PARKED, JobStore
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
 from local.event_capture import EventCapture
 from local.gateway_emulator import FaultConfig, GatewayEmulator
@@ -58,6 +58,8 @@ class LocalOptions:
     secret_max_age_seconds: int = 5
     log_level: str = "ERROR"
     unversioned_bucket: bool = False  # also a bucket never versioned, notifying the same queue
+    daily_budget_usd: float = t.DEFAULTS["daily_budget_usd"]
+    price_per_image_usd: float = t.DEFAULTS["price_per_image_usd"]
 
 
 class Upload(NamedTuple):
@@ -74,15 +76,16 @@ class Accounting:
     cutouts: list[str]
     failed: list[str]
     unaccounted: list[str]
+    parked: list[str] = field(default_factory=list)  # held by the spend guard: accounted for, not lost
 
     @property
     def total(self) -> int:
-        return len(self.cutouts) + len(self.failed) + len(self.unaccounted)
+        return len(self.cutouts) + len(self.failed) + len(self.parked) + len(self.unaccounted)
 
     def summary(self) -> str:
         return (
             f"{self.total} inputs: {len(self.cutouts)} cutouts, {len(self.failed)} failed, "
-            f"{len(self.unaccounted)} unaccounted"
+            f"{len(self.parked)} parked, {len(self.unaccounted)} unaccounted"
         )
 
 
@@ -261,6 +264,7 @@ class LocalPipeline:
         reports = self.list_keys(opts.failure_prefix, bucket)
         done: list[str] = []
         failed: list[str] = []
+        parked: list[str] = []
         missing: list[str] = []
         for key in input_keys:
             output_key = keys.output_key_for(key, opts.input_prefix, opts.output_prefix)
@@ -280,8 +284,16 @@ class LocalPipeline:
                 outcome = "cutout"
             else:
                 outcome = "failed" if report_key in reports else None
-            {"cutout": done, "failed": failed, None: missing}[outcome].append(key)
-        return Accounting(done, failed, missing)
+            if outcome is None and self._parked(bucket, key, newest.get(key)):
+                outcome = "parked"
+            {"cutout": done, "failed": failed, "parked": parked, None: missing}[outcome].append(key)
+        return Accounting(done, failed, missing, parked)
+
+    def _parked(self, bucket: str, key: str, job_id: str | None) -> bool:
+        """The key's newest job (or this one) waits for budget: the spend guard holds it, nothing is lost."""
+        job_id = job_id or self.job_store().latest_job_for(bucket, key)
+        job = self.job_store().get(job_id) if job_id else None
+        return job is not None and job.status == PARKED
 
     def _outcome_of(self, bucket: str, job_id: str, output_key: str | None, report_key: str | None) -> str | None:
         """ "cutout" or "failed" if that job has ended with its own output in place (given keys exist), else None."""

@@ -10,6 +10,8 @@ from rich.console import Console
 
 from cutouts_cli.backfill import GATEWAY_PRICE_USD, plan_backfill, run_backfill
 from cutouts_cli.commands.output import print_json, progress_bar
+from cutouts_cli.errors import ExitCode
+from cutouts_cli.spend import collect_spend
 from cutouts_cli.target import Target, make_clients, region_of
 
 
@@ -33,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--dry-run", action="store_true", help="print the estimate only; enqueue nothing")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--over-budget",
+        action="store_true",
+        help="enqueue even more images than today's (and this month's) remaining budget allows; the spend guard "
+        "still pays only within the budget and parks the rest until it opens",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -54,10 +62,39 @@ def run(args: argparse.Namespace, target: Target, out: Console, err: Console) ->
             f"Estimated gateway cost: [bold]${plan.estimated_cost_usd:.2f}[/bold] "
             f"({len(plan.to_enqueue)} x ${GATEWAY_PRICE_USD}; less where identical images are copied from cache)"
         )
+    figures = collect_spend(clients.store(), time.time())
+    summary["spend"] = figures.as_dict()
+    over = len(plan.to_enqueue) - figures.images_left
+    if over > 0 and not args.json:
+        for line in figures.lines():
+            out.print(line)
+        out.print(
+            f"{len(plan.to_enqueue)} images exceed the remaining budget by {over} "
+            f"(${over * figures.price_per_image_usd:.2f}): only {figures.images_left} would be paid now, the rest "
+            "parked until the next UTC day (or month) opens."
+        )
     if args.dry_run or not plan.to_enqueue:
         if args.json:
             print_json({"plan": summary, "result": None})
         return 0
+    if over > 0 and not args.over_budget:
+        message = (
+            f"Refusing to enqueue {len(plan.to_enqueue)} images (${plan.estimated_cost_usd:.2f}): the budget has "
+            f"room for {figures.images_left} (today ${figures.spent_today_usd:.2f} of "
+            f"${figures.daily_budget_usd or 0:.2f}"
+            + (
+                f", this month ${figures.spent_month_usd:.2f} of ${figures.monthly_budget_usd:.2f}"
+                if figures.monthly_budget_usd is not None
+                else ""
+            )
+            + "). Narrow it with --prefix, raise the budget, or add --over-budget to enqueue all (the excess is "
+            "parked, not paid, until budget opens)."
+        )
+        if args.json:
+            print_json({"plan": summary, "result": None, "refused": message})
+        else:
+            err.print(message)
+        return int(ExitCode.PARTIAL)
     if not args.yes:
         if not sys.stdin.isatty():
             err.print("Refusing to enqueue without confirmation: add --yes (or use --dry-run).")

@@ -16,9 +16,10 @@ from cutouts_cli.target import Target, make_clients
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "status",
-        help="jobs by state, oldest open job, failures by reason, queue depths",
+        help="jobs by state, oldest open job, failures by reason, queue depths, spend against budgets",
         description="Counts of jobs by state, the oldest open job and its age, recent failures grouped by "
-        "reason with what to do about each, and the upload and dead-letter queue depths.",
+        "reason with what to do about each, the upload and dead-letter queue depths, and today's and this "
+        "month's spend against the budgets with the number of parked jobs.",
     )
     parser.add_argument("--since-hours", type=float, default=24.0, help="failure window (default 24)")
     parser.set_defaults(func=run)
@@ -53,6 +54,8 @@ def print_status(report: StatusReport, out: Console) -> None:
         f"dead-letter queue: {report.dlq_depth} waiting, {report.dlq_in_flight} in flight"
         + (" (redrive with: retry --include-dlq)" if report.dlq_depth or report.dlq_in_flight else "")
     )
+    for line in report.spend.lines() if report.spend else ():
+        out.print(line)
     if not report.failures:
         out.print(f"No failures in the last {report.failures_window_hours:g} hours.")
         return

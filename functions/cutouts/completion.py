@@ -15,6 +15,7 @@ from cutouts.reports import remove_failure_report
 from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
 from cutouts.services import Services
 from cutouts.single_flight import hand_on
+from cutouts.spend_guard import give_back
 
 PENDING, RETRY_LATER = Outcome.PENDING, Outcome.RETRY_LATER
 
@@ -44,6 +45,8 @@ def _settle(job: Job, status: JobStatus, services: Services, now: float) -> Outc
         )
         return Outcome.FAILED
     if status.status == ERROR:
+        if status.request_id == job.request_id:
+            give_back(job.job_id, job.attempt, services, now)  # ERROR is not charged; once per attempt
         if job.tries < services.settings.max_attempts:
             services.store.mark_resubmit(job.job_id, status.request_id, now, status.error)
             return Outcome.RESUBMIT

@@ -55,6 +55,13 @@ METRIC_CALLBACKS_REJECTED: Final = "CallbacksRejected"
 METRIC_STUCK_JOBS_FAILED: Final = "StuckJobsFailed"
 METRIC_DEAD_LETTERS_REPORTED: Final = "DeadLettersReported"  # one per dead letter newly reported
 METRIC_RECONCILE_JOB_ERRORS: Final = "ReconcileJobErrors"  # a job the reconciler could not handle this pass
+# The spend guard (spend_guard.py).
+METRIC_SPEND_TODAY_USD: Final = "SpendTodayUsd"  # the UTC day's reservations, as the reconciler reads them each pass
+METRIC_SPEND_MONTH_USD: Final = "SpendThisMonthUsd"
+METRIC_JOBS_PARKED: Final = "JobsParked"  # a job parked at the budget: the budget is reached
+METRIC_PARKED_WAITING: Final = "ParkedJobsWaiting"  # parked jobs, counted each reconciler pass
+METRIC_JOBS_RESUMED: Final = "JobsResumed"
+METRIC_UPLOAD_LOOPS: Final = "UploadLoops"  # a key uploaded more than maxVersionsPerKeyPerDay times today
 
 # Content de-duplication index: jobs with the same source bytes share one gateway call.
 CONTENT_INDEX_NAME: Final = "by_content"

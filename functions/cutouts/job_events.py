@@ -246,6 +246,25 @@ class EventAnnouncer:
             self._metrics.count(c.METRIC_EVENTS_SENT, sent)
         return sent
 
+    def send_once(self, entries: Sequence[EventEntry]) -> int:
+        """Put events that have no pending mark (a parked job, a budget reached); failures are counted and alarmed.
+
+        Their writers make them once (the park transition and the budget's first-reach record are
+        conditional), so a failure here is not retried: it shows on the EventsFailed metric and alarm.
+        """
+        try:
+            results = put_events(self._events, list(entries), self._bus)
+        except Exception as exc:  # noqa: BLE001  (an event must never block the job it reports)
+            self._failed(len(entries), f"{type(exc).__name__}: {exc}")
+            return 0
+        failed = [problem for problem in results if problem is not None]
+        if failed:
+            self._failed(len(failed), failed[0])
+        sent = len(results) - len(failed)
+        if sent:
+            self._metrics.count(c.METRIC_EVENTS_SENT, sent)
+        return sent
+
     def send_pending(self, now: float, limit: int = 100) -> int:
         """The reconciler's pass: send the events of ends older than a minute still marked pending."""
         jobs = []

@@ -48,6 +48,9 @@ class Job:
     reopened_at: float | None = None  # an operator's retry: older queue messages are stale
     event_pending: str | None = None  # the end (state) whose event is not on the bus yet (job_events)
     uploaded_at: float | None = None  # the S3 event's time, when the notification gave one
+    parked_reason: str | None = None  # why the spend guard parked it: "daily-budget" or "monthly-budget"
+    parked_at: float | None = None
+    resumed_at: float | None = None  # left PARKED: its maximum age counts from here, not from the upload
 
     @property
     def is_final(self) -> bool:

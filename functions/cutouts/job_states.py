@@ -21,13 +21,22 @@ class Status(StrEnum):
     RETRY = "RETRY"  # nothing was sent (the gateway refused for now, or a check failed): the queue brings it back
     RESUBMIT = "RESUBMIT"  # the gateway reported ERROR (not charged); the reconciler resubmits
     WAITING = "WAITING"  # another job is paying for the same bytes; this one will copy its cutout
+    PARKED = "PARKED"  # the day's or month's budget is spent: nothing sent or paid; resumes when budget opens
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     SUPERSEDED = "SUPERSEDED"  # a newer version of the same key took over
 
 
 NEW = "NEW"  # as a source: the job has no record yet (the write creates it)
-OPEN = (Status.SUBMITTING, Status.SUBMITTED, Status.IN_DOUBT, Status.RETRY, Status.RESUBMIT, Status.WAITING)
+OPEN = (
+    Status.SUBMITTING,
+    Status.SUBMITTED,
+    Status.IN_DOUBT,
+    Status.RETRY,
+    Status.RESUBMIT,
+    Status.WAITING,
+    Status.PARKED,
+)
 FINAL = (Status.COMPLETED, Status.FAILED, Status.SUPERSEDED)
 LATE_REASON = "timed-out"  # the one failure a confirmed, billed result may still turn into a completion
 
@@ -104,6 +113,29 @@ TRANSITIONS: dict[str, Transition] = {
     ),
     "release_in_doubt": Transition(
         (Status.SUBMITTING,), Status.IN_DOUBT, (Guard.ATTEMPT,), sets=("error",), removes=("lease_until",)
+    ),
+    # The spend guard (spend_guard.py): no budget left for this POST, so it is not sent; later, it is.
+    "park": Transition(
+        (Status.SUBMITTING,),
+        Status.PARKED,
+        (Guard.ATTEMPT,),
+        sets=("error", "parked_reason", "parked_at"),
+        removes=("lease_until",),
+    ),
+    "unpark": Transition(
+        (Status.PARKED,),
+        Status.SUBMITTING,
+        (Guard.SEEN, Guard.ATTEMPT, Guard.CURRENT),
+        sets=("lease_until", "resumed_at"),
+        removes=("request_id", "errors", "parked_reason"),
+        counts=("attempt",),
+    ),
+    "resume": Transition(
+        (Status.PARKED,),
+        Status.RETRY,
+        (Guard.SEEN, Guard.ATTEMPT),
+        sets=("reopened_at", "resumed_at"),
+        removes=("parked_reason", "lease_until"),
     ),
     # Callbacks and status answers.
     "adopt": Transition(

@@ -48,17 +48,19 @@ from cutouts.job_states import (
     Status,
 )
 from cutouts.key_records import KeyRecord, KeyRecords, Lease  # noqa: F401  (re-exported)
+from cutouts.spend_records import SpendRecords
 
 # The states live in job_states (with every transition); these names are what callers import.
 SUBMITTING, SUBMITTED, IN_DOUBT = Status.SUBMITTING, Status.SUBMITTED, Status.IN_DOUBT
 RETRY, RESUBMIT, WAITING = Status.RETRY, Status.RESUBMIT, Status.WAITING
 COMPLETED, FAILED, SUPERSEDED = Status.COMPLETED, Status.FAILED, Status.SUPERSEDED
+PARKED = Status.PARKED
 FINAL_STATUSES = frozenset(FINAL)
 OPEN_STATUSES = OPEN
 ALL_STATUSES = (*OPEN, *FINAL)
 
 
-class JobStore(KeyRecords):
+class JobStore(KeyRecords, SpendRecords):
     # Called with the job after every write that entered an announced end (job_states.ANNOUNCED):
     # the one hook every ending path shares (job_events.EventAnnouncer). None: nobody listens.
     on_announced: Callable[[Job], object] | None = None
@@ -187,6 +189,23 @@ class JobStore(KeyRecords):
         """Nothing was sent (the gateway refused for now, or a check failed): hand the job back."""
         name = {RETRY: "release", RESUBMIT: "release_for_resubmit", IN_DOUBT: "release_in_doubt"}[Status(to_status)]
         return self.apply(name, job_ref(job_id, attempt), now, {"error": error}) is not None
+
+    def park(self, job_id: str, attempt: int, now: float, reason: str, error: str) -> bool:
+        """The budget has no room for this attempt's POST: keep the job, unsent and unpaid, until it has."""
+        values = {"error": error, "parked_reason": reason, "parked_at": now}
+        return self.apply("park", job_ref(job_id, attempt), now, values) is not None
+
+    def unpark(self, job: Job, now: float, lease_seconds: float) -> bool:
+        """Take a parked job (as the caller read it) to SUBMITTING with the next attempt number."""
+        written = self.apply("unpark", job, now, {"lease_until": now + lease_seconds, "resumed_at": now})
+        if written is not None:
+            job.status, job.attempt = SUBMITTING, int(written.get("attempt", job.attempt + 1))
+            job.request_id, job.resumed_at, job.parked_reason = None, now, None
+        return written is not None
+
+    def resume_to_retry(self, job: Job, now: float) -> bool:
+        """An operator's resume: a parked job goes back to RETRY, for the message the CLI enqueues."""
+        return self.apply("resume", job, now, {"reopened_at": now, "resumed_at": now}) is not None
 
     def adopt(self, job_id: str, attempt: int, request_id: str, now: float) -> bool:
         """A genuine callback names the request of a submission whose answer we never saw."""

@@ -189,6 +189,13 @@ class KeyRecords(TableAccess):
             return self._own(pk, job_id, now)  # it expired (TTL) between the write and the read
         return job_id, now
 
+    def content_owner(self, content_hash: str) -> str | None:
+        """The job that pays for these bytes right now, if any (a read: nothing is claimed)."""
+        item = self._call(
+            "get_item", Key={TABLE_PARTITION_KEY: {"S": content_pk(content_hash)}}, ConsistentRead=True
+        ).get("Item")
+        return str(deserialize(item["job_id"])) if item and "job_id" in item else None
+
     def take_over_content(self, content_hash: str, job_id: str, from_owner: str, now: float) -> bool:
         """The owner of these bytes ended without a result anyone can copy: this job pays instead."""
         return self._conditional(

@@ -36,6 +36,8 @@ class Outcome(StrEnum):
     DEFERRED = "deferred"
     DEAD_LETTERED = "dead-lettered"
     EVENTS_SENT = "events-sent"  # completion events the reconciler sent late (job_events)
+    PARKED = "parked"  # the budget is spent: kept, not sent, not paid (spend_guard)
+    RESUMED = "resumed"  # a parked job sent on within a new budget
 
 
 class OutputBusy(RuntimeError):

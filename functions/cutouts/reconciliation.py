@@ -16,13 +16,14 @@ from typing import Any
 from cutouts import constants as c
 from cutouts.completion import PENDING, RETRY_LATER, settle_job
 from cutouts.gateway import GatewayError, GatewayPermanentError
-from cutouts.job_store import IN_DOUBT, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, SUPERSEDED, WAITING, Job
+from cutouts.job_store import IN_DOUBT, PARKED, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, SUPERSEDED, WAITING, Job
 from cutouts.leases import claim_lease_seconds
 from cutouts.notifications import sources_in_notification
 from cutouts.observability import logger
 from cutouts.outcomes import Outcome, fail_job, fail_new_job, still_superseded
 from cutouts.services import Services
 from cutouts.single_flight import follow_owner
+from cutouts.spend_guard import images_left, report_spend
 from cutouts.submission import RetryLater, SubmitOutcome, check_source, send_to_gateway
 
 MAX_JOB_ERRORS = 5
@@ -51,6 +52,8 @@ def reconcile(services: Services, now: float, limit: int = 100, remaining: Remai
                 counts[Outcome.DEFERRED] += 1  # the next pass takes it; the oldest come first then too
                 continue
             counts[_isolated(handle, job, services, now)] += 1
+    if remaining() >= reserve:
+        counts.update(resume_parked(services, now, limit, remaining))
     if settings.dlq_url and services.sqs is not None and remaining() >= reserve:
         counts[Outcome.DEAD_LETTERED] += sweep_dead_letters(services, now)
     if services.events is not None and remaining() >= reserve:
@@ -58,6 +61,55 @@ def reconcile(services: Services, now: float, limit: int = 100, remaining: Remai
         if sent:
             counts[Outcome.EVENTS_SENT] += sent
     return dict(counts)
+
+
+def resume_parked(services: Services, now: float, limit: int = 100, remaining: Remaining = _unbounded) -> Counter[str]:
+    """Send parked jobs on, oldest first, as far as the day's and month's budgets now allow.
+
+    A new UTC day (or month) opens a new budget, and so does a raised one; a refused or ERROR
+    POST gives room back. Only as many as the budget has room for are tried, so the others keep
+    their place in line (the status index orders them by when they were parked).
+    """
+    counts: Counter[str] = Counter()
+    try:
+        report_spend(services, now)
+        services.metrics.count(c.METRIC_PARKED_WAITING, services.store.count_by_status(PARKED))
+        room = images_left(services, now)
+    except Exception:
+        logger.exception("could not read the spend; parked jobs wait for the next pass")
+        return counts
+    reserve = _seconds_one_job_may_take(services)
+    for job in list(services.store.list_by_status(PARKED, now + 1, min(limit, room))):
+        if remaining() < reserve:
+            counts[Outcome.DEFERRED] += 1
+            continue
+        outcome = _isolated(_resume, job, services, now)
+        counts[outcome] += 1
+        if outcome == Outcome.PARKED:
+            break  # the budget filled meanwhile: the rest keep their place
+    return counts
+
+
+def _resume(job: Job, services: Services, now: float) -> Outcome:
+    """A parked job within budget: read the source again, then claim and POST (or park it again)."""
+    newest = services.store.latest_job_for(job.bucket, job.key)
+    if newest not in (None, job.job_id) or still_superseded(job, services, now):
+        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+        return Outcome.SUPERSEDED
+    checked = check_source(job, services, now, stored=True)
+    if isinstance(checked, SubmitOutcome):
+        return checked.result
+    job.content_hash = checked.content_hash or job.content_hash
+    if not services.store.unpark(job, now, claim_lease_seconds(services.settings)):
+        return Outcome.BUSY
+    try:
+        outcome = send_to_gateway(job, services, now, on_transient=RESUBMIT, final_delivery=False).result
+    except RetryLater:
+        return Outcome.GATEWAY_BUSY
+    if outcome == Outcome.SUBMITTED:
+        services.metrics.count(c.METRIC_JOBS_RESUMED)
+        return Outcome.RESUMED
+    return outcome
 
 
 def _seconds_one_job_may_take(services: Services) -> float:
@@ -92,7 +144,8 @@ def _count_error(job: Job, services: Services, now: float, error: str) -> Outcom
 
 
 def _too_old(job: Job, services: Services, now: float) -> bool:
-    return now - job.created_at > services.settings.max_age_seconds
+    """Older than the maximum age, counted from the upload or, for a job that was parked, its resumption."""
+    return now - max(job.created_at, job.resumed_at or 0) > services.settings.max_age_seconds
 
 
 def _expire(job: Job, services: Services, now: float) -> Outcome:
@@ -135,7 +188,7 @@ def _check_retry(job: Job, services: Services, now: float) -> Outcome:
 
 def _check_waiting(job: Job, services: Services, now: float) -> Outcome:
     """A job waiting for identical bytes: copy the owner's cutout, share its failure, or take over."""
-    if _too_old(job, services, now):
+    if _too_old(job, services, now) and not _owner_parked(job, services, now):
         return _expire(job, services, now)
     if not job.content_hash:
         return _pay(job, services, now)
@@ -145,6 +198,18 @@ def _check_waiting(job: Job, services: Services, now: float) -> Outcome:
         if waited is not None:
             return waited.result
     return _pay(job, services, now)
+
+
+def _owner_parked(job: Job, services: Services, now: float) -> bool:
+    """Whether the job paying for these bytes is parked at the budget, or resumed within the maximum age.
+
+    Its waiters wait with it: their age, like the owner's, does not count while it is parked.
+    """
+    owner_id = services.store.content_owner(job.content_hash) if job.content_hash else None
+    owner = services.store.get(owner_id) if owner_id and owner_id != job.job_id else None
+    if owner is None or owner.is_final:
+        return False
+    return owner.status == PARKED or not _too_old(owner, services, now)
 
 
 def _pay(job: Job, services: Services, now: float) -> Outcome:

@@ -47,6 +47,9 @@ ADVICE: dict[str, str] = {
     "retry the job; a result that still arrives completes it.",
     "dead-lettered": "The upload's message failed on every delivery and went to the dead-letter queue: see the "
     "submit function's logs for the error, fix it, then retry the job (retry --reason dead-lettered).",
+    "upload-loop": f"This key was uploaded more than {_key('max_versions_per_key_per_day')} times in one UTC "
+    "day: a sync job or another system is re-uploading it in a loop. Stop the loop; the key's next upload "
+    "after midnight UTC is cut out as usual (or upload it again then).",
     "reconcile-failed": "The reconciler failed on this job again and again (the message has the last error): see "
     "the reconcile function's logs, fix the cause, then retry the job.",
 }

@@ -49,6 +49,10 @@ class Settings(NamedTuple):
     retry_base_seconds: int
     callback_base_url: str
     dlq_url: str
+    daily_budget_usd: float
+    monthly_budget_usd: float
+    price_per_image_usd: float
+    max_versions_per_key_per_day: int
 
 
 def _str(env: Mapping[str, str], s: t.Setting) -> str:
@@ -82,8 +86,9 @@ def _float(env: Mapping[str, str], s: t.Setting) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"setting {s.env}={raw!r} is not a number") from None
-    if value <= 0:
-        raise SettingsError(f"setting {s.env}={value} must be positive")
+    if value < (s.floor or 0) or (s.floor is None and value <= 0):
+        least = "positive" if s.floor is None else f"at least {s.floor:g}"
+        raise SettingsError(f"setting {s.env}={value} must be {least}")
     return value
 
 

@@ -98,6 +98,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("retry_base_seconds", "retryBaseSeconds", "CUTOUTS_RETRY_BASE_SECONDS", INT, 15, 0, 3600, help="first backoff step for 429/5xx (doubles per delivery, at least `Retry-After`)"),
     Setting("callback_base_url", None, "CUTOUTS_CALLBACK_BASE_URL", URL, "", functions=(SUBMIT, RECONCILE), help="the callback API's URL"),
     Setting("dlq_url", None, "CUTOUTS_DLQ_URL", STR, "", functions=(RECONCILE,), help="the upload queue's dead-letter queue"),
+    Setting("daily_budget_usd", "dailyBudgetUsd", "CUTOUTS_DAILY_BUDGET_USD", FLOAT, 50.0, 0, 1_000_000, 0, functions=(SUBMIT, RECONCILE), help="US dollars the gateway may be paid per UTC day, reserved before every POST; at the budget new jobs are parked (0 parks everything)"),
+    Setting("monthly_budget_usd", "monthlyBudgetUsd", "CUTOUTS_MONTHLY_BUDGET_USD", FLOAT, 0.0, 0, 100_000_000, 0, functions=(SUBMIT, RECONCILE), shown="(none)", help="US dollars per UTC calendar month, on top of the daily budget; 0 or unset: no monthly budget"),
+    Setting("price_per_image_usd", "pricePerImageUsd", "CUTOUTS_PRICE_PER_IMAGE_USD", FLOAT, 0.018, 0.0001, 100, functions=(SUBMIT, RECONCILE), help="what one accepted POST costs at the gateway; reserved against the budgets"),
+    Setting("max_versions_per_key_per_day", "maxVersionsPerKeyPerDay", "CUTOUTS_MAX_VERSIONS_PER_KEY_PER_DAY", INT, 20, 1, 1000, functions=(SUBMIT,), help="more uploads of one key in a UTC day are a loop: not submitted that day, reported as `upload-loop`"),
     Setting("webhook_reserved_concurrency", "webhookReservedConcurrency", None, RESERVED_CONCURRENCY, 20, help="1–900 (AWS keeps 100 of the account's concurrency unreserved; default account limit 1000), and at least 4 × `maxConcurrency`: the webhook's reserved concurrency, also the callback route's burst; the route's rate is 4 × `maxConcurrency` a second (2 submissions a second per submit slot, each called back at most twice)"),
 )
 # fmt: on

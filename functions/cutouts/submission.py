@@ -33,11 +33,14 @@ from cutouts.keys import (
 )
 from cutouts.leases import claim_lease_seconds, output_lease_seconds
 from cutouts.notifications import SourceObject
+from cutouts.observability import logger
 from cutouts.outcomes import GATEWAY_ALARM_METRICS, Outcome, fail_job, fail_new_job
 from cutouts.reports import cutout_owner, remove_failure_report
 from cutouts.services import Services
 from cutouts.single_flight import wait_or_pay
 from cutouts.source_reader import SourceBytes, SourceGone, SourceReplaced, read_source
+from cutouts.spend_guard import BUDGET_REASONS, announce_parked, give_back, parked_because, reserve, upload_loop
+from cutouts.spend_records import Reserved
 
 
 class RetryLater(Exception):
@@ -89,6 +92,10 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
         if older and older != job.job_id:
             services.store.tell_superseded(older, job.job_id, now)
 
+    looping = upload_loop(job, services, now)
+    if looping is not None:
+        services.metrics.count(c.METRIC_UPLOAD_LOOPS)
+        return _ended(fail_new_job(job, services, now, reason="upload-loop", message=looping), job, "upload-loop")
     unfit = unwritable_outputs(job, services)
     if unfit is not None:
         return _ended(fail_new_job(job, services, now, reason="key-too-long", message=unfit), job, "key-too-long")
@@ -200,7 +207,12 @@ def _ended(ended: bool, job: Job, reason: str) -> SubmitOutcome:
 def send_to_gateway(
     job: Job, services: Services, now: float, *, on_transient: str, final_delivery: bool
 ) -> SubmitOutcome:
-    """POST a claimed (SUBMITTING) job to the gateway and record what it answered."""
+    """POST a claimed (SUBMITTING) job to the gateway and record what it answered.
+
+    The POST's price is reserved first (spend_guard): with no room in the budget the job is
+    parked instead, unsent. A POST the gateway refused gives its reservation back; one in doubt
+    keeps it, since it may have been billed.
+    """
     settings = services.settings
     try:
         image_url = presign_source(services.s3, job, settings.presign_expiry_seconds)
@@ -210,8 +222,16 @@ def send_to_gateway(
         services.store.release(job.job_id, job.attempt, now, "could not prepare the request", to_status=on_transient)
         raise
     try:
+        reserved = reserve(job, services, now)
+    except Exception:
+        services.store.release(job.job_id, job.attempt, now, "could not reserve the spend", to_status=on_transient)
+        raise
+    if reserved in BUDGET_REASONS:
+        return park(job, services, now, reserved)
+    try:
         submission = services.gateway.submit(image_url, webhook_url)
     except GatewayPermanentError as exc:
+        _give_back(job, services, now)
         if exc.reason in GATEWAY_ALARM_METRICS:
             services.metrics.count(GATEWAY_ALARM_METRICS[exc.reason])
         return _refused(job, services, now, exc, exc.what_to_do)
@@ -219,6 +239,7 @@ def send_to_gateway(
         services.store.mark_in_doubt(job.job_id, job.attempt, now, exc.message)
         return SubmitOutcome(Outcome.IN_DOUBT, job.job_id, exc.message)
     except GatewayTransientError as exc:
+        _give_back(job, services, now)
         if final_delivery:
             return _refused(job, services, now, exc)
         services.store.release(job.job_id, job.attempt, now, exc.message, to_status=on_transient)
@@ -228,6 +249,27 @@ def send_to_gateway(
     services.store.mark_submitted(job.job_id, job.attempt, submission.request_id, now, job.content_hash)
     services.metrics.count(c.METRIC_SUBMITTED)
     return SubmitOutcome(Outcome.SUBMITTED, job.job_id, submission.request_id)
+
+
+def park(job: Job, services: Services, now: float, refusal: Reserved) -> SubmitOutcome:
+    """The budget has no room: the job waits, unsent and unpaid, and its record says which budget.
+
+    The queue's message is consumed: the job record holds everything needed to send it later,
+    which the reconciler does, oldest first, when the next UTC day (or month) opens.
+    """
+    if not services.store.park(job.job_id, job.attempt, now, str(refusal), parked_because(refusal)):
+        return SubmitOutcome(Outcome.DUPLICATE, job.job_id, "this attempt moved on before it could be parked")
+    services.metrics.count(c.METRIC_JOBS_PARKED)
+    announce_parked(job, services, now, refusal)
+    return SubmitOutcome(Outcome.PARKED, job.job_id, str(refusal))
+
+
+def _give_back(job: Job, services: Services, now: float) -> None:
+    """Return a refused POST's reservation; if DynamoDB fails here the budget is merely lower, never passed."""
+    try:
+        give_back(job.job_id, job.attempt, services, now)
+    except Exception:
+        logger.exception("could not give back a refused POST's reservation", job_id=job.job_id)
 
 
 def _refused(

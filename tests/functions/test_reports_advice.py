@@ -36,6 +36,7 @@ PINNED: dict[str, tuple[str, ...]] = {
     "timed-out": ("maxAgeSeconds",),
     "dead-lettered": ("dead-letter queue", "retry --reason dead-lettered"),
     "reconcile-failed": ("reconcile function's logs",),
+    "upload-loop": ("maxVersionsPerKeyPerDay", "loop", "next upload"),
     "gateway-bad-request": ("gatewayModelPath",),
     "gateway-unauthorized": ("valid key",),
     "gateway-insufficient-balance": ("top it up",),

@@ -61,6 +61,10 @@ def test_what_the_stack_writes_the_functions_read_back() -> None:
         "retry_base_seconds": 3,
         "callback_base_url": "https://api.example.com",
         "dlq_url": "https://sqs.example.com/dlq",
+        "daily_budget_usd": 12.5,
+        "monthly_budget_usd": 300.0,
+        "price_per_image_usd": 0.02,
+        "max_versions_per_key_per_day": 5,
     }
     assert set(values) == set(Settings._fields)
     # When they pass through the environment
@@ -104,7 +108,13 @@ def test_the_functions_accept_the_local_stacks_short_times_below_the_deploy_boun
 def test_each_deployed_function_is_given_exactly_its_variables() -> None:
     values = {s.attr: s.default if s.default is not None else "x" for s in t.SETTINGS}
     webhook, submit, reconcile = (set(t.environment(values, f)) for f in (t.WEBHOOK, t.SUBMIT, t.RECONCILE))
-    assert submit - webhook == {t.ENV_NAMES["callback_base_url"]}
+    spending = {t.ENV_NAMES[a] for a in ("daily_budget_usd", "monthly_budget_usd", "price_per_image_usd")}
+    assert submit - webhook == {
+        t.ENV_NAMES["callback_base_url"],
+        t.ENV_NAMES["max_versions_per_key_per_day"],
+        *spending,
+    }
+    assert spending <= reconcile  # the reconciler resumes parked jobs and resubmits: it pays too
     assert reconcile - submit == {t.ENV_NAMES["dlq_url"]}
     assert t.ENV_NAMES["allow_http_media"] not in reconcile  # the local stack's alone
     with pytest.raises(KeyError, match="dlq_url"):  # the stack must supply every one

@@ -117,6 +117,12 @@ def test_cli_strings_are_converted() -> None:
         ("retryBaseSeconds", -1, "between 0 and 3600"),
         ("webhookReservedConcurrency", 0, "between 1 and 900"),
         ("webhookReservedConcurrency", 901, "at least 100 of the account's concurrency unreserved"),
+        ("dailyBudgetUsd", -1, "between 0"),
+        ("dailyBudgetUsd", 0.01, "less than one image"),
+        ("monthlyBudgetUsd", "lots", "a number"),
+        ("monthlyBudgetUsd", 0.005, "less than one image"),
+        ("pricePerImageUsd", 0, "between 0.0001"),
+        ("maxVersionsPerKeyPerDay", 0, "between 1 and 1000"),
     ],
 )
 def test_bad_value_names_the_key_and_the_fix(key: str, value: Any, hint: str) -> None:

@@ -38,7 +38,7 @@ def test_email_subscription_only_when_configured(template: Template, synth: Any)
 def test_every_alarm_notifies_the_topic(template_json: dict[str, Any]) -> None:
     (topic_id,) = [k for k, v in template_json["Resources"].items() if v["Type"] == "AWS::SNS::Topic"]
     alarms = _alarms(template_json)
-    assert len(alarms) == 13
+    assert len(alarms) == 16
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -123,3 +123,31 @@ def test_completion_events_that_keep_failing_raise_an_alarm(template_json: dict[
     # Then an alarm says the cutouts are safe and the reconciler resends
     assert alarm["Namespace"] == c.metrics_namespace("dev") and alarm["EvaluationPeriods"] == 3
     assert alarm["Threshold"] == 0 and "reconcile" in alarm["AlarmDescription"]
+
+
+def test_the_spend_guard_alarms_at_80_percent_and_at_the_budget_and_on_upload_loops(synth: Any) -> None:
+    # Given a stack with a daily budget of $100
+    _, _, template = synth({"dailyBudgetUsd": 100})
+    alarms = {a.get("MetricName"): a for a in _alarms(template.to_json())}
+    # Then the day's spend alarms at 80 % of it
+    eighty = alarms[c.METRIC_SPEND_TODAY_USD]
+    assert eighty["Threshold"] == 80 and eighty["Statistic"] == "Maximum"
+    assert eighty["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # And the first parked job (the budget reached) alarms, saying what to do
+    reached = alarms[c.METRIC_JOBS_PARKED]
+    assert reached["Threshold"] == 1 and reached["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    for words in ("PARKED", "next UTC day", "raise the budget", "cutouts_cli resume"):
+        assert words in reached["AlarmDescription"], words
+    # And a key uploaded in a loop alarms too; all three to the alarm topic, in the Powertools namespace
+    loops = alarms[c.METRIC_UPLOAD_LOOPS]
+    (topic_id,) = [k for k, v in template.to_json()["Resources"].items() if v["Type"] == "AWS::SNS::Topic"]
+    for alarm in (eighty, reached, loops):
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["Namespace"] == c.metrics_namespace("dev")
+
+
+def test_dashboard_shows_spend_per_day(template_json: dict[str, Any]) -> None:
+    (dashboard,) = [v for v in template_json["Resources"].values() if v["Type"] == "AWS::CloudWatch::Dashboard"]
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "Spend per day (USD)" in body and c.METRIC_SPEND_TODAY_USD in body
+    assert '\\"period\\":86400' in body

@@ -164,6 +164,6 @@ def test_cli_run_mirrors_outputs_and_prints_the_summary(tmp_path):
     )
     # Then it exits 0, the output mirrors the bucket and the last line is the summary
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "2 inputs: 1 cutouts, 1 failed, 0 unaccounted"
+    assert result.stdout.strip().splitlines()[-1] == "2 inputs: 1 cutouts, 1 failed, 0 parked, 0 unaccounted"
     assert (tmp_path / "out" / "cutouts" / "déjà vu" / "a+b apple.jpg.png").is_file()
     assert json.loads((tmp_path / "out" / "failed" / "empty.png.json").read_text())["reason"] == "empty-file"
