@@ -366,7 +366,8 @@ def _check_prefixes(cfg: StackConfig, given: frozenset[str] = frozenset()) -> No
             if blame_input:
                 raise ConfigError(
                     "inputPrefix",
-                    f"{inp!r} {'is the same as' if inp == other else 'contains'} {key} {other!r}: every file written there would trigger the pipeline "
+                    f"{inp!r} {'is the same as' if inp == other else 'contains'} {key} {other!r}: every file "
+                    "written there would trigger the pipeline "
                     f"again (a loop); choose an input prefix outside {other!r}, or set {key} too",
                 )
             raise ConfigError(
