@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 dev: $(STAMP)
 
-demo: $(STAMP)  ## run the whole pipeline locally on the sample images; cutouts land in out/
+demo: $(STAMP)  ## run the whole pipeline locally on the sample images; results in out/cutouts/ and out/failed/
 	rm -rf out
 	$(PY) -m local run --input samples/images --output out
 

@@ -27,6 +27,7 @@ from process_kit import (
 )
 
 from local.stack_commands import READY_LINE
+from local.stack_session import StackSession
 
 
 def exported(line: str) -> dict[str, str]:
@@ -133,3 +134,16 @@ def test_up_refuses_a_gateway_url_without_a_scheme(tmp_path):
     assert result.returncode == 2
     assert_short_and_clean(result.stderr, "needs a scheme")
     assert not Path(tmp_path / "s.json").exists()
+
+
+def test_readme_session_is_what_up_prints_and_the_tests_run():
+    # Given the README's local session
+    readme = (ROOT / "README.md").read_text()
+    session = StackSession(0, "http://127.0.0.1:1", "us-east-1", "Cutouts-local", *["x"] * 4, "u/", "c/", "f/", "g")
+    # Then it shows the ready line up prints, an export of the very variables up exports,
+    # and the commands the session test runs
+    assert READY_LINE in readme
+    export = next(line for line in readme.splitlines() if line.startswith("export AWS_ENDPOINT_URL="))
+    assert set(exported(export)) == set(session.environment())
+    for command in ("python -m local up", "python -m local upload samples/images --wait 60", "backfill --dry-run"):
+        assert command in readme
