@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
             checks.check_timeout(args.timeout),
             checks.check_gateway_url(args.gateway_url),
             checks.check_output(output, args.replace_output),
+            checks.check_folders_apart(source, output),
         )
         if problem
     ]

@@ -52,6 +52,21 @@ def check_output(output: Path, replace: bool) -> str | None:
     return None
 
 
+def check_folders_apart(source: Path, output: Path) -> str | None:
+    """Neither folder inside the other, nor --output a folder that holds the user's work.
+
+    Results inside the input would be uploaded by the next run; replacing an output that holds
+    the input, the current folder or the home folder would delete them.
+    """
+    src, out = source.resolve(), output.resolve()
+    if out == src or out.is_relative_to(src):
+        return f"--output {output} is inside --input {source}: the next run would upload these results; choose another"
+    protected = {Path.home().resolve(), Path.cwd().resolve(), Path(out.anchor)}
+    if src.is_relative_to(out) or any(p.is_relative_to(out) for p in protected):
+        return f"--output {output} holds --input, the current folder or your home folder; choose a folder of its own"
+    return None
+
+
 def has_previous_results(output: Path) -> bool:
     return output.is_dir() and any(output.iterdir())
 

@@ -10,6 +10,7 @@ import signal
 
 import pytest
 from process_kit import (
+    ROOT,
     SAMPLES,
     alive,
     assert_short_and_clean,
@@ -92,6 +93,20 @@ def test_run_refuses_an_output_holding_other_files_and_says_how_to_force(tmp_pat
     assert result.returncode == 2
     assert_short_and_clean(result.stderr, "holiday.jpg", "--replace-output")
     assert (output / "holiday.jpg").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("where", ["inside the input", "the current folder"])
+def test_run_refuses_an_output_that_would_upload_or_delete_the_users_files(tmp_path, where):
+    # Given an --output inside the input (the next run would upload the results), or one holding
+    # the current folder (--replace-output would delete it)
+    source = images(tmp_path / "in", 1)
+    output = source / "out" if where == "inside the input" else ROOT.parent
+    # When the run starts, even with --replace-output
+    result = local("run", "--input", str(source), "--output", str(output), "--replace-output")
+    # Then it refuses in one line and nothing is touched
+    assert result.returncode == 2
+    assert_short_and_clean(result.stderr, f"--output {output}")
+    assert sorted(p.name for p in source.iterdir()) == ["apple-0.jpg"]
 
 
 @pytest.mark.e2e
