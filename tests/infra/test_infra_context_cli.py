@@ -31,15 +31,7 @@ def test_make_synth_and_deploy_pass_the_stage_and_context_through():
 
     def planned(target: str) -> str:
         done = subprocess.run(
-            [
-                "make",
-                "-n",
-                "-o",
-                ".venv/.installed",
-                target,
-                "stage=prod",
-                "CONTEXT=alarmEmail=a@b.example dedup=false",
-            ],
+            ["make", "-n", "-o", ".venv/.installed", target, "stage=prod", context],
             cwd=ROOT,
             capture_output=True,
             text=True,
