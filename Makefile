@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 dev: $(STAMP)
 
-demo: $(STAMP)  ## run the whole pipeline locally on the sample images; cutouts land in out/
+demo: $(STAMP)  ## run the whole pipeline locally on the sample images; results in out/cutouts/ and out/failed/
 	rm -rf out
 	$(PY) -m local run --input samples/images --output out
 
@@ -30,14 +30,17 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy functions/cutouts local cutouts_cli bench
 	$(VENV)/bin/mypy app.py infra
 
-synth: $(STAMP)
-	$(PY) app.py
+# Context for synth, deploy and destroy: `make synth stage=prod`, `make deploy CONTEXT="stage=prod alarmEmail=a@b.example"`.
+CONTEXT_ARGS := $(if $(stage),-c stage=$(stage)) $(foreach pair,$(CONTEXT),-c $(pair))
+
+synth: $(STAMP)  ## validates the context and writes the template to cdk.out/ (no AWS calls)
+	$(PY) app.py $(CONTEXT_ARGS)
 
 deploy: $(STAMP)
-	npx -y aws-cdk@2 deploy
+	npx -y aws-cdk@2 deploy $(CONTEXT_ARGS)
 
 destroy: $(STAMP)
-	npx -y aws-cdk@2 destroy
+	npx -y aws-cdk@2 destroy $(CONTEXT_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

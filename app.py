@@ -55,9 +55,24 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> tuple[cdk.App,
     return app, stack
 
 
+def cli_context(argv: list[str]) -> dict[str, object]:
+    """``-c key=value`` (or ``--context``), as `cdk synth` takes them, so `make synth` can pass them through."""
+    context: dict[str, object] = {}
+    args = iter(argv)
+    for arg in args:
+        pair = next(args, "") if arg in ("-c", "--context") else arg.removeprefix("--context=")
+        if arg not in ("-c", "--context") and not arg.startswith("--context="):
+            raise SystemExit(f"error: unexpected argument {arg!r}; use -c key=value")
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: -c {pair!r} must be key=value")
+        context[key] = value
+    return context
+
+
 def main() -> None:
     try:
-        app, _ = build_app()
+        app, _ = build_app(cdk.App(context={**cdk_json_context(), **cli_context(sys.argv[1:])}))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

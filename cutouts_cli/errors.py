@@ -99,7 +99,7 @@ def describe(exc: BaseException, target: Target | None = None) -> Failure:
     if client_error is not None:
         return _describe_client_error(client_error, target)
     if isinstance(exc, NoRegionError):
-        return Failure(ExitCode.AWS_CONFIG, "aws-config", "no AWS region: pass --region or set AWS_REGION")
+        return Failure(ExitCode.AWS_CONFIG, "aws-config", "no AWS region: pass --region or set AWS_DEFAULT_REGION")
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return Failure(ExitCode.AWS_CONFIG, "aws-config", f"no AWS credentials: {_CREDENTIALS_FIX}")
     if isinstance(exc, ProfileNotFound):

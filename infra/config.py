@@ -59,8 +59,9 @@ _URL_PATH = re.compile(r"^/[A-Za-z0-9\-._~/%]*$")
 class ConfigError(ValueError):
     """A context value is missing, malformed or inconsistent; the message says which and how to fix it."""
 
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"Invalid CDK context '{key}': {problem} (set it in cdk.json or with -c {key}=...)")
+    def __init__(self, key: str, problem: str, *, fix: str | None = None) -> None:
+        fix = fix or f"set it in cdk.json or with -c {key}=..."
+        super().__init__(f"Invalid CDK context '{key}': {problem} ({fix})")
         self.key = key
 
 
@@ -359,17 +360,35 @@ _KEYS: dict[str, tuple[str, _Parser]] = {s.key: (s.attr, _parser(s)) for s in t.
 CONTEXT_KEYS: tuple[str, ...] = tuple(_KEYS)
 
 
-def _check_prefixes(cfg: StackConfig) -> None:
-    """No loops: nothing the pipeline writes may land under the prefix that triggers it."""
+def _check_prefixes(cfg: StackConfig, given: frozenset[str] = frozenset()) -> None:
+    """No loops: nothing the pipeline writes may land under the prefix that triggers it.
+
+    The error names the key the user set (``given``): ``-c inputPrefix=cutouts/`` is a mistake in
+    inputPrefix, not in the outputPrefix default it collides with.
+    """
     inp, out, fail = cfg.input_prefix, cfg.output_prefix, cfg.failure_prefix
     for key, other in (("outputPrefix", out), ("failurePrefix", fail)):
+        blame_input = "inputPrefix" in given and key not in given
         if other.startswith(inp):
+            if blame_input:
+                raise ConfigError(
+                    "inputPrefix",
+                    f"{inp!r} {'is the same as' if inp == other else 'contains'} {key} {other!r}: every file "
+                    "written there would trigger the pipeline "
+                    f"again (a loop); choose an input prefix outside {other!r}, or set {key} too",
+                )
             raise ConfigError(
                 key,
                 f"{other!r} is inside inputPrefix {inp!r}: every file written there would trigger the "
                 "pipeline again (a loop); choose a prefix outside the input prefix",
             )
         if inp.startswith(other):
+            if blame_input:
+                raise ConfigError(
+                    "inputPrefix",
+                    f"{inp!r} is inside {key} {other!r}: uploads would be mixed with pipeline results; "
+                    f"choose an input prefix outside {other!r}, or set {key} too",
+                )
             raise ConfigError(
                 key,
                 f"inputPrefix {inp!r} is inside {other!r}: uploads would be mixed with pipeline results; "
@@ -416,23 +435,37 @@ def _check_budgets(cfg: StackConfig) -> None:
             )
 
 
+# Keys that belong to the CDK itself, not to this app: feature flags (``@aws-cdk/...``), the CLI's
+# own (``aws:cdk:*``, ``aws-cdk:*``, ``cdk-*``), lookups cached in cdk.context.json (they contain
+# ':'), and the CLI's record of acknowledged notices.
+_CDK_KEY_PREFIXES = ("@", "aws:", "aws-cdk", "cdk")
+_CDK_KEYS = frozenset({"acknowledged-issue-numbers"})
+
+
+def _check_key_is_known(key: str) -> None:
+    """An unknown key is refused: a typo would otherwise deploy the default without a word."""
+    if key in _RETIRED_KEYS:
+        raise ConfigError(key, _RETIRED_KEYS[key])
+    if key in _KEYS or key in _CDK_KEYS or key.startswith(_CDK_KEY_PREFIXES) or ":" in key:
+        return
+    by_lower = {known.lower(): known for known in _KEYS}
+    close = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.75) or [
+        by_lower[match] for match in difflib.get_close_matches(key.lower(), by_lower, n=1, cutoff=0.6)
+    ]
+    hint = f"did you mean '{close[0]}'?" if close else "the keys this app reads are in the README's configuration table"
+    raise ConfigError(key, f"unknown key; {hint}", fix="remove it from cdk.json or the -c options, or correct it")
+
+
 def parse_config(context: Mapping[str, Any]) -> StackConfig:
     """Build a `StackConfig` from CDK context, or raise `ConfigError` naming the bad key."""
-    known = set(_KEYS)
     for key in context:
-        if key in _RETIRED_KEYS:
-            raise ConfigError(key, _RETIRED_KEYS[key])
-        if key in known or key.startswith(("@", "aws:", "cdk")) or ":" in key:
-            continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-        if close:
-            raise ConfigError(key, f"unknown key; did you mean '{close[0]}'?")
+        _check_key_is_known(key)
     values: dict[str, Any] = {}
     for key, (field, parser) in _KEYS.items():
         raw = context.get(key)
         values[field] = t.DEFAULTS[field] if raw is None else parser(key, raw)
     cfg = StackConfig(**values)
-    _check_prefixes(cfg)
+    _check_prefixes(cfg, frozenset(key for key in context if context[key] is not None))
     _check_consistency(cfg)
     _check_budgets(cfg)
     return cfg

@@ -105,11 +105,17 @@ class LocalAws:
                 str(port),
                 "--functions-port",
                 str(functions_port),
+                "--parent-pid",
+                str(os.getpid()),
                 *self.faults.arguments(),
             ],
             cwd=_REPO_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own process group: a Ctrl-C in the terminal reaches only us, and we stop it in
+            # order (after the functions, which still talk to it). If we die without stopping it
+            # (SIGKILL, a crash), it sees its parent gone and exits: see --parent-pid.
+            process_group=0,
         )
         atexit.register(self.stop)
         self.endpoint_url = f"http://127.0.0.1:{port}"
@@ -149,6 +155,7 @@ class LocalAws:
         return self._process.pid if self._process is not None else None
 
     def stop(self) -> None:
+        """Stop the server and wait for it, so its ports are free when this returns."""
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:

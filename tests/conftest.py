@@ -1,14 +1,19 @@
 """Fixtures shared by every test folder: canonical events, a Lambda context, a moto server.
 
-Nothing here is autouse, so the infra and local-stack tests pay only for what they ask for.
+Nothing here is autouse but the guard that keeps synthesis out of the project's cdk.out/, so the
+infra and local-stack tests pay only for what they ask for.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from events_kit import ACCOUNT, REGION, load_event, table_schema  # noqa: F401  (re-exported)
+from outdir_kit import cdk_out_snapshot
 
 
 @pytest.fixture(name="load_event")
@@ -50,3 +55,24 @@ def moto_server():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def synthesis_writes_to_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Apps built with outdir=None write to CDK_OUTDIR, which the Makefile sets to cdk.out: point it away.
+
+    Subprocesses (``python app.py``) inherit it too. At the end, the project's cdk.out must be as found.
+    """
+    before = cdk_out_snapshot()
+    saved = os.environ.get("CDK_OUTDIR")
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    os.environ["CDK_OUTDIR"] = str(outdir)
+    yield outdir
+    if saved is None:
+        os.environ.pop("CDK_OUTDIR", None)
+    else:
+        os.environ["CDK_OUTDIR"] = saved
+    after = cdk_out_snapshot()
+    if after != before:
+        changed = sorted(k for k in after.keys() | before.keys() if after.get(k) != before.get(k))
+        pytest.fail(f"the test suite wrote into the project's cdk.out/: {changed[:5]}", pytrace=False)

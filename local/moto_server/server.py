@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 import local.moto_server
@@ -25,7 +26,25 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of SDK calls given a fault (0-1)")
     parser.add_argument("--fault-reach", type=float, default=0.5, help="share of faulted calls failing every attempt")
     parser.add_argument("--fault-seed", type=int, default=None, help="random seed, for reproducible faults")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone (no orphan holds the port)")
     return parser.parse_args(argv)
+
+
+def exit_when_orphaned(parent_pid: int, every: float = 0.5) -> threading.Thread:
+    """Exit as soon as ``parent_pid`` is no longer our parent: it died without stopping us.
+
+    A parent killed by SIGKILL cannot clean up, and the kernel then hands us to another process
+    (init or a subreaper): our parent id changes, which is what this watches.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every)
+        os._exit(0)
+
+    thread = threading.Thread(target=watch, name="parent-watchdog", daemon=True)
+    thread.start()
+    return thread
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,5 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.functions_port is not None:
         functions_server = serve(args.functions_port, inject=True)
         threading.Thread(target=functions_server.serve_forever, name="functions-port", daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    if args.parent_pid is not None:
+        exit_when_orphaned(args.parent_pid)
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda signum, frame: sys.exit(0))
     main_server.serve_forever()

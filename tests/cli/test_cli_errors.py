@@ -74,7 +74,7 @@ def test_no_region_says_to_pass_one_and_exits_3(tmp_path):
     # When status runs
     result = run_cli("status", *flags(), home=tmp_path, **CREDENTIALS)
     # Then one line names the problem and the fix
-    assert_one_line(result, ExitCode.AWS_CONFIG, "no AWS region", "--region", "AWS_REGION")
+    assert_one_line(result, ExitCode.AWS_CONFIG, "no AWS region", "--region", "AWS_DEFAULT_REGION")
 
 
 def test_no_credentials_says_how_to_give_them_and_exits_3(tmp_path, moto_server):

@@ -145,7 +145,13 @@ def test_every_key_has_a_validation_case() -> None:
     [
         ({"outputPrefix": "uploads/cutouts/"}, "outputPrefix", "inside inputPrefix"),
         ({"failurePrefix": "uploads/failed/"}, "failurePrefix", "inside inputPrefix"),
-        ({"inputPrefix": "cutouts/in/"}, "outputPrefix", "inputPrefix 'cutouts/in/' is inside"),
+        ({"inputPrefix": "cutouts/in/"}, "inputPrefix", "'cutouts/in/' is inside outputPrefix 'cutouts/'"),
+        ({"inputPrefix": "cutouts/"}, "inputPrefix", "'cutouts/' is the same as outputPrefix"),
+        (
+            {"inputPrefix": "cutouts/in/", "outputPrefix": "cutouts/"},
+            "outputPrefix",
+            "inputPrefix 'cutouts/in/' is inside",
+        ),
         ({"outputPrefix": "failed/"}, "failurePrefix", "equals outputPrefix"),
         ({"outputPrefix": "uploads/"}, "outputPrefix", "inside inputPrefix"),
     ],
@@ -211,4 +217,31 @@ def test_misspelt_key_is_refused_with_a_suggestion() -> None:
 def test_unrelated_context_keys_are_ignored() -> None:
     parse_config(
         {"@aws-cdk/core:newStyleStackSynthesis": True, "aws:cdk:bundling-stacks": [], "acknowledged-issue-numbers": [1]}
+    )
+
+
+def test_unknown_key_is_refused_naming_it() -> None:
+    # Given a key no setting has and no CDK feature uses
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"unknownKey": "1"})
+    # Then synthesis stops naming that key, not silently deploying the defaults
+    assert raised.value.key == "unknownKey" and "unknown key" in str(raised.value)
+
+
+def test_unknown_key_in_the_wrong_case_gets_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'maxConcurrency'"):
+        parse_config({"MAXCONCURRENCY": "3"})
+
+
+def test_cdk_own_keys_pass() -> None:
+    # Given the keys the CDK CLI and cdk.context.json put in the context
+    parse_config(
+        {
+            "@aws-cdk/aws-iam:minimizePolicies": True,
+            "aws:cdk:enable-path-metadata": True,
+            "aws-cdk:enableDiffNoFail": "true",
+            "cdk-defaults": "x",
+            "availability-zones:account=123456789012:region=eu-west-1": ["eu-west-1a"],
+            "acknowledged-issue-numbers": [1],
+        }
     )

@@ -162,7 +162,18 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
 
 
 def _canonical(statements: list[dict[str, Any]]) -> list[str]:
-    return sorted(json.dumps(s, sort_keys=True) for s in statements)
+    """Statements compared as IAM reads them: the order of actions and resources means nothing
+    (the minimizePolicies feature flag sorts them)."""
+
+    def actions_sorted(statement: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: sorted(value, key=lambda v: json.dumps(v, sort_keys=True))
+            if name in ("Action", "Resource") and isinstance(value, list)
+            else value
+            for name, value in statement.items()
+        }
+
+    return sorted(json.dumps(actions_sorted(s), sort_keys=True) for s in statements)
 
 
 @pytest.mark.parametrize("name", ["Submit", "Webhook", "Reconcile"])
