@@ -72,8 +72,8 @@ KINDS: dict[str, str] = {
     "sqs.GetQueueUrl": "SQS",
     "secretsmanager.GetSecretValue": "Secrets Manager",
 }
-KIND_ORDER = ("S3 GET", "S3 HEAD", "S3 PUT", "S3 COPY", "S3 DELETE", "S3 LIST", "DynamoDB reads", "DynamoDB writes")
-KIND_ORDER += ("SQS", "Secrets Manager")
+KIND_ORDER: tuple[str, ...] = ("S3 GET", "S3 HEAD", "S3 PUT", "S3 COPY", "S3 DELETE", "S3 LIST")
+KIND_ORDER += ("DynamoDB reads", "DynamoDB writes", "SQS", "Secrets Manager")
 
 
 def handlers_total() -> dict[str, int]:
@@ -104,7 +104,9 @@ def markdown_table() -> str:
         f"**{sum(everything.values())}** (ours {sum(ours.values())}) |"
     )
     secrets = sum(PER_ENVIRONMENT.values())
-    rows.append(f"| Secrets Manager | per warm environment, not per image: {secrets} reads per cache lifetime | | | 0 |")
+    rows.append(
+        f"| Secrets Manager | per warm environment, not per image: {secrets} reads per cache lifetime | | | 0 |"
+    )
     return "\n".join(rows) + "\n"
 
 

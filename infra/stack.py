@@ -30,6 +30,9 @@ from infra.secrets import Secrets
 from infra.storage import Storage
 
 DEFAULT_CODE_DIR = Path(__file__).resolve().parent.parent / "functions"
+# The submit function's SQS event source mapping (bench/scale.py models the deployed values).
+SUBMIT_BATCH_SIZE = 10
+SUBMIT_BATCHING_WINDOW_SECONDS = 1
 
 
 class CutoutsStack(Stack):
@@ -109,8 +112,8 @@ class CutoutsStack(Stack):
 
         mapping = event_sources.SqsEventSource(
             storage.queue,
-            batch_size=10,
-            max_batching_window=Duration.seconds(1),
+            batch_size=SUBMIT_BATCH_SIZE,
+            max_batching_window=Duration.seconds(SUBMIT_BATCHING_WINDOW_SECONDS),
             report_batch_item_failures=True,
             max_concurrency=config.max_concurrency,
         )
