@@ -36,6 +36,8 @@ LATENCY_MS = {"s3": 20.0, "dynamodb": 8.0, "gateway": 250.0, "media": 150.0}
 COLD_START_SHARE = 0.05  # share of invocations that start a new environment (bursty, low traffic)
 SECRETS_PER_ENVIRONMENT = 2  # gateway key + signing keys, each cached 300 s
 LOG_BYTES_PER_IMAGE = 3000  # START/END/REPORT lines + our INFO lines for two invocations
+JOB_INDEX_WRITES = 6  # see run(): the status and content index entries the job's writes move
+RECONCILE_RUNS_PER_MONTH = 43200  # every minute (settings table: reconcileEveryMinutes 1), 30 days
 
 
 def _billed_ms(measured_s: float, calls: dict[str, int], gateway_calls: int, media_gets: int) -> float:
@@ -64,12 +66,13 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     )
     s3_get = sum(v for k, v in calls.items() if k in ("s3.GetObject", "s3.HeadObject")) + 1  # + gateway's GET
     s3_free = sum(v for k, v in calls.items() if k == "s3.DeleteObject")
-    # Items are under 1 KB: 1 WRU per write, plus the indexes (projection ALL). The new job's PutItem
-    # adds its status-index entry (1); each later job update moves that entry (delete + put: 2) and
-    # writes its content-index entry (1). One UpdateItem is on the per-key record, in no index.
+    # Items are under 1 KB: 1 WRU per write, plus the index entries the job's three writes move
+    # (projection ALL): the claim creates its status-index entry (1), SUBMITTED moves it (delete +
+    # put: 2) and creates the content-index entry (1), COMPLETED moves the status entry again (2).
+    # The key, content and request records are in no index.
     puts, updates = calls.get("dynamodb.PutItem", 0), calls.get("dynamodb.UpdateItem", 0)
-    job_updates = max(0, updates - 1)
-    wru = puts + updates + puts * 1 + job_updates * 3
+    index_writes = JOB_INDEX_WRITES
+    wru = puts + updates + index_writes
     rru = calls.get("dynamodb.GetItem", 0) + calls.get("dynamodb.Query", 0)
     sqs = 3  # S3 -> SendMessage, the event source mapping's ReceiveMessage and DeleteMessage (unbatched)
 
@@ -92,15 +95,15 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
         (
             "DynamoDB writes",
             wru * DDB_WRU,
-            f"{wru} WRU: {puts} PutItem (the claim) + {updates} UpdateItem seen (key record, submission, "
-            f"completion), 1 WRU each, + index writes: {puts} status-index entry created, "
-            f"{job_updates} job updates x (2 status-index + 1 content-index)",
+            f"{wru} WRU: {puts} PutItem (content claim, request binding) + {updates} UpdateItem (key record, "
+            f"claim, SUBMITTED; output lease taken and released, COMPLETED), 1 WRU each, + {index_writes} "
+            "index entries the job's writes move (status index: created, moved twice; content index: created)",
         ),
         (
             "DynamoDB reads",
             rru * DDB_RRU,
-            f"{rru} RRU: {calls.get('dynamodb.GetItem', 0)} consistent GetItem + "
-            f"{calls.get('dynamodb.Query', 0)} Query (content index)",
+            f"{rru} RRU: {calls.get('dynamodb.GetItem', 0)} consistent GetItem (the key's latest job, the job) + "
+            f"{calls.get('dynamodb.Query', 0)} Query (content index: reuse, then waiters)",
         ),
         ("S3 PUT-class requests", s3_put * S3_PUT, f"{s3_put} (cutout PUT; the user's own upload not counted)"),
         (
@@ -125,7 +128,7 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     per_1000 = per_image * 1000
     # The reconciler runs every minute whatever the traffic: a fixed monthly cost.
     reconcile_ms = math.ceil(measured["reconcile_pass_s"] * 1000 * CPU_SCALE + 6 * LATENCY_MS["dynamodb"])
-    runs = 43200
+    runs = RECONCILE_RUNS_PER_MONTH
     reconcile_month = runs * (LAMBDA_REQUEST + reconcile_ms / 1000 * gb * LAMBDA_GB_S + 5 * DDB_RRU + SQS_REQUEST)
     breakdown = {
         name: {"usd_per_1000": round(v * 1000, 6) if v is not None else None, "basis": basis}
