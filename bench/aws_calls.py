@@ -45,6 +45,11 @@ ON_OUR_BEHALF: dict[str, int] = {
 }
 # Per warm execution environment, not per image: each secret is read once per cache lifetime.
 PER_ENVIRONMENT: dict[str, int] = {"secretsmanager.GetSecretValue": 2}  # the gateway key, the signing keys
+# One reconciler pass with nothing to do (it runs every minute whatever the traffic): its fixed cost.
+RECONCILE_IDLE_PASS: dict[str, int] = {
+    "dynamodb.Query": 6,  # the status index, once per open status (SUBMITTING ... WAITING)
+    "sqs.ReceiveMessage": 1,  # the dead-letter queue swept into failure reports (short poll)
+}
 # HTTP calls to the gateway and its media host, per image (not AWS, not billed by AWS).
 GATEWAY: dict[str, int] = {"submit POST": 1, "status GET": 1, "media GET": 1}
 

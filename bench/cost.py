@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench import aws_calls
 from bench.common import MEMORY_MB, Row
 
 PRICES_AS_OF = "list prices as of 2026 (us-east-1)"
@@ -38,6 +39,22 @@ SECRETS_PER_ENVIRONMENT = 2  # gateway key + signing keys, each cached 300 s
 LOG_BYTES_PER_IMAGE = 3000  # START/END/REPORT lines + our INFO lines for two invocations
 JOB_INDEX_WRITES = 6  # see run(): the status and content index entries the job's writes move
 RECONCILE_RUNS_PER_MONTH = 43200  # every minute (settings table: reconcileEveryMinutes 1), 30 days
+RECONCILE_CPU_MS = 100.0  # an idle pass's own work at 256 MB (Powertools, the handler): generous
+
+
+def reconcile_per_month() -> float:
+    """The reconciler's fixed monthly cost: it runs every minute whatever the traffic.
+
+    Priced from its idle pass's calls (bench/aws_calls.py, held to the code by a test) at AWS round
+    trips plus ``RECONCILE_CPU_MS``, not from a local timing scaled by CPU_SCALE: that swung with
+    the machine's load ($0.08 to $0.13 between runs) while the bill does not.
+    """
+    calls = aws_calls.RECONCILE_IDLE_PASS
+    billed_ms = math.ceil(RECONCILE_CPU_MS + sum(LATENCY_MS["dynamodb"] * v for v in calls.values()))
+    reads = calls.get("dynamodb.Query", 0) * DDB_RRU  # an empty Query reads 0.5 RRU, rounded up to 1
+    sqs = calls.get("sqs.ReceiveMessage", 0) * SQS_REQUEST
+    per_run = LAMBDA_REQUEST + billed_ms / 1000 * (MEMORY_MB / 1024) * LAMBDA_GB_S + reads + sqs
+    return RECONCILE_RUNS_PER_MONTH * per_run
 
 
 def _billed_ms(measured_s: float, calls: dict[str, int], gateway_calls: int, media_gets: int) -> float:
@@ -126,10 +143,7 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     ]
     per_image = sum(v for _, v, _ in items if v is not None)
     per_1000 = per_image * 1000
-    # The reconciler runs every minute whatever the traffic: a fixed monthly cost.
-    reconcile_ms = math.ceil(measured["reconcile_pass_s"] * 1000 * CPU_SCALE + 6 * LATENCY_MS["dynamodb"])
-    runs = RECONCILE_RUNS_PER_MONTH
-    reconcile_month = runs * (LAMBDA_REQUEST + reconcile_ms / 1000 * gb * LAMBDA_GB_S + 5 * DDB_RRU + SQS_REQUEST)
+    reconcile_month = reconcile_per_month()
     breakdown = {
         name: {"usd_per_1000": round(v * 1000, 6) if v is not None else None, "basis": basis}
         for name, v, basis in items

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import bench.__main__ as bench_main
-from bench import throughput
+from bench import aws_calls, cost, throughput
 from bench.common import Row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,14 +35,19 @@ def test_quick_mode_prints_the_results_and_no_profile_table(monkeypatch, tmp_pat
     assert json.loads((tmp_path / "r.json").read_text())["throughput_profile_top_functions"] == "PROFILE TABLE"
 
 
-def test_the_cost_page_quotes_the_sample_runs_reconciler_and_total():
-    # Given the sample run kept beside the bench
-    sample = json.loads((ROOT / "bench" / "results-sample.json").read_text())
-    dollars = next(row for row in sample["rows"] if row["section"] == "5 dollars")
+def test_the_cost_page_and_the_bench_give_the_reconciler_the_same_monthly_cost():
+    # Given the bench's price of the reconciler (from its idle pass's documented calls, not a timing)
+    month = cost.reconcile_per_month()
     doc = (ROOT / "docs" / "cost.md").read_text()
-    # When the cost page states the reconciler's monthly cost and the total per 1,000
-    month = re.search(r"The reconciler runs every minute whatever the volume: about \$(\d+\.\d\d) a month", doc)
-    total = re.search(r"\*\*AWS total\*\* \| \*\*≈ \$(\d+\.\d+)\*\*", doc)
-    # Then they are that run's figures (regenerate the sample and the page together)
-    assert month and float(month.group(1)) == round(dollars["details"]["reconcile_per_month_usd"], 2)
-    assert total and float(total.group(1)) == round(dollars["figure"], 3)
+    # When the cost page states it
+    stated = re.search(r"The reconciler runs every minute whatever the volume: about \$(\d+\.\d\d) a month", doc)
+    # Then it is the same figure, to the cent
+    assert stated and float(stated.group(1)) == round(month, 2)
+
+
+def test_the_reconcilers_monthly_cost_follows_its_calls(monkeypatch):
+    # Given the reconciler's idle pass / When it made twice the calls / Then it would cost more
+    before = cost.reconcile_per_month()
+    doubled = {k: 2 * v for k, v in aws_calls.RECONCILE_IDLE_PASS.items()}
+    monkeypatch.setattr(aws_calls, "RECONCILE_IDLE_PASS", doubled)
+    assert cost.reconcile_per_month() > before

@@ -97,3 +97,17 @@ def test_calls_are_grouped_by_billed_kind():
     # Given the handlers' calls / When grouped by kind / Then reads, writes and S3 requests add up
     kinds = aws_calls.by_kind(aws_calls.handlers_total())
     assert kinds == {"S3 GET": 1, "S3 PUT": 1, "S3 DELETE": 1, "DynamoDB reads": 4, "DynamoDB writes": 8}
+
+
+def test_an_idle_reconciler_pass_makes_exactly_the_documented_calls(cutouts, calls, lambda_context):
+    # Given a warm reconciler (one pass already made: clients, secrets) and nothing to do
+    from events_kit import load_event
+
+    from cutouts.handlers import reconcile
+
+    reconcile.handler(load_event("eventbridge_scheduled"), lambda_context)
+    calls.take()
+    # When it runs its scheduled pass
+    reconcile.handler(load_event("eventbridge_scheduled"), lambda_context)
+    # Then it made the calls bench/aws_calls.py documents (they price its fixed monthly cost)
+    assert calls.take() == aws_calls.RECONCILE_IDLE_PASS
