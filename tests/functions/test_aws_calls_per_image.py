@@ -91,6 +91,11 @@ def test_cost_doc_embeds_the_calls_table():
     table = aws_calls.markdown_table()
     # When the cost page is read / Then it shows that exact table (python -m bench.aws_calls prints it)
     assert table in (ROOT / "docs" / "cost.md").read_text()
+    # and the README's summary counts the same calls
+    ours = sum(aws_calls.handlers_total().values())
+    everything = ours + sum(aws_calls.ON_OUR_BEHALF.values())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"{ours} AWS calls per image by our functions, {everything} with those AWS makes for us" in readme
 
 
 def test_calls_are_grouped_by_billed_kind():
