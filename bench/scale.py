@@ -130,9 +130,10 @@ def submit_module() -> Any:
     if "cutouts.handlers.submit" not in sys.modules:
         from bench.common import lambda_like_env
 
+        # Only what its settings need at cold start: nothing that makes Powertools think it is in Lambda.
         env = lambda_like_env("submit")
-        added = {k: v for k, v in env.items() if k not in os.environ and k != "LAMBDA_TASK_ROOT"}
-        added["POWERTOOLS_TRACE_DISABLED"] = "true"
+        wanted = {k: v for k, v in env.items() if k.startswith("CUTOUTS_") or k in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+        added = {k: v for k, v in {**wanted, "POWERTOOLS_TRACE_DISABLED": "true"}.items() if k not in os.environ}
         os.environ.update(added)
         try:
             import cutouts.handlers.submit  # noqa: F401 - imported for the module object
