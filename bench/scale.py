@@ -423,12 +423,12 @@ def _simulate(
             active += 1
             peak["active"] = max(peak["active"], active)
             c["submit_invocations"] += 1
-            push(t + INVOKE_OVERHEAD_S, RECORD, [t, batch, 0, False])
+            push(t + INVOKE_OVERHEAD_S, RECORD, [t, batch, 0, set()])
 
     def record(t: float, inv: list[Any]) -> None:
         """One record of a running invocation, at ``t``; then the next record, or the invocation's end."""
         nonlocal active
-        start, batch, pos, _ = inv
+        start, batch, pos, delayed = inv
         i = batch[pos]
         tc = t
         if start + d.submit_timeout_s - tc < 2 * d.http_timeout_s + 5:  # submit._too_little_time
@@ -436,6 +436,7 @@ def _simulate(
             c["visibility_changes"] += 1
             tc += CMV_S
             heapq.heappush(retries, (tc + 1, i))
+            delayed.add(i)
             want_dispatch(tc + 1)
         elif handled[i]:
             c["duplicates"] += 1
@@ -469,6 +470,7 @@ def _simulate(
                 tc += cost.LATENCY_MS["dynamodb"] / 1000 + CMV_S  # the release, the visibility change
                 c["visibility_changes"] += 1
                 heapq.heappush(retries, (tc + delay, i))
+                delayed.add(i)
                 want_dispatch(tc + delay)
         inv[2] = pos + 1
         if inv[2] < len(batch):
@@ -477,8 +479,9 @@ def _simulate(
         c["submit_s"] += tc - start
         if rng.random() < g.rate_invocation_crash:  # the whole batch comes back after the visibility timeout
             c["crashes"] += 1
-            for j in batch:
-                heapq.heappush(retries, (start + d.visibility_timeout_s, j))
+            for j in batch:  # a message whose visibility was changed keeps it; the rest wait the full time-out
+                if j not in delayed:
+                    heapq.heappush(retries, (start + d.visibility_timeout_s, j))
             want_dispatch(start + d.visibility_timeout_s)
         active -= 1
         peak["limit"] = max(peak["limit"], limiter.limit)
