@@ -699,7 +699,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
         draw.text((4, y1 - 10), "0", fill="black")
         for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
             x = x0 + frac * (x1 - x0)
-            draw.text((x - 15, y1 + 6), _hms(frac * t_max), fill="black")
+            draw.text((x - (50 if frac == 1.0 else 15), y1 + 6), _hms(frac * t_max), fill="black")
         for r in group:
             s = r["series"]
             points = [
