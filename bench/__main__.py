@@ -1,4 +1,4 @@
-"""``make bench``: cold start, per-image work, memory, throughput and dollars, as one table.
+"""``make bench``: cold start, per-image work, memory, throughput, dollars and the scale model.
 
 Every figure is a median over ``n`` repetitions, next to a baseline measured in the same run.
 The table is printed and written to bench/results.json. ``--quick`` runs fewer repetitions and
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.common import ROOT, Row
 
-SECTIONS = ("coldstart", "perimage", "memory", "throughput", "cost")
+SECTIONS = ("coldstart", "perimage", "memory", "throughput", "cost", "scale")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -39,6 +39,13 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.4f}" if abs(value) < 1 else f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _ratio(value: float | None) -> str:
+    """A ratio as 1.23x; one under 1% as a percentage (the AWS bill against the gateway's: 0.12%)."""
+    if value is None:
+        return "-"
+    return f"{value:.2%}" if abs(value) < 0.01 else f"{value:.2f}x"
+
+
 def print_table(rows: list[Row]) -> None:
     headers = ["#", "figure", "value", "baseline (same run)", "ratio", "target", "met", "n"]
     body = [
@@ -47,7 +54,7 @@ def print_table(rows: list[Row]) -> None:
             row.name,
             f"{_fmt(row.figure)} {row.unit}",
             f"{_fmt(row.baseline)} {row.unit if row.baseline is not None else ''} {row.baseline_name}".strip(),
-            f"{row.ratio:.2f}x" if row.ratio is not None else "-",
+            _ratio(row.ratio),
             row.target,
             {True: "yes", False: "NO", None: "-"}[row.met],
             str(row.n),
@@ -115,11 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         found, profiled = throughput.run(images=images, profile_images=40 if quick else 150)
         rows += found
         extra["throughput_profile_top_functions"] = profiled["top_functions"]
-        print(
-            f"\nProfile of the slowest stage ({profiled['slowest_stage']}); busy seconds by stage "
-            f"{profiled['busy_s']}; by package {profiled['slowest_by_package_s']}"
-        )
-        print(profiled["top_functions"])
     if "cost" in only and measured:
         from bench import cost
 
@@ -128,7 +130,30 @@ def main(argv: list[str] | None = None) -> int:
         found, _ = cost.run(measured, cold_import_ms=cold)
         rows += found
 
+    scale_results: list[dict[str, Any]] = []
+    if "scale" in only:
+        from bench import scale
+
+        step("scale model" + (" (1/50 scale)" if quick else ", a million-image day"))
+        scale_results = scale.run(scale=0.02 if quick else 1.0)
+        extra["scale"] = [{k: v for k, v in r.items() if k != "series"} for r in scale_results]
+        extra["scale_recommendation"] = scale.recommendation(scale_results)
+        extra["scale_plot"] = str(scale.plot(scale_results, args.output.with_name("scale.png")))
+
     print_table(rows)
+    if "throughput" in only and not quick:  # after the results, never before them
+        print(
+            f"\nProfile of the slowest stage ({profiled['slowest_stage']}); busy seconds by stage "
+            f"{profiled['busy_s']}; by package {profiled['slowest_by_package_s']}"
+        )
+        print(profiled["top_functions"])
+    if scale_results:
+        from bench import scale
+
+        print("\nScale model (python -m bench.scale; docs/scale.md)" + (" at 1/50 scale" if quick else ""))
+        print(scale.table(scale_results))
+        print(extra["scale_recommendation"])
+        print(f"plot: {extra['scale_plot']}")
     document = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m bench" + (" --quick" if quick else ""),

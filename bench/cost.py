@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench import aws_calls
 from bench.common import MEMORY_MB, Row
 
 PRICES_AS_OF = "list prices as of 2026 (us-east-1)"
@@ -38,6 +39,24 @@ LATENCY_MS = {"s3": 20.0, "dynamodb": 8.0, "gateway": 250.0, "media": 150.0}
 COLD_START_SHARE = 0.05  # share of invocations that start a new environment (bursty, low traffic)
 SECRETS_PER_ENVIRONMENT = 2  # gateway key + signing keys, each cached 300 s
 LOG_BYTES_PER_IMAGE = 3000  # START/END/REPORT lines + our INFO lines for two invocations
+JOB_INDEX_WRITES = 6  # see run(): the status and content index entries the job's writes move
+RECONCILE_RUNS_PER_MONTH = 43200  # every minute (settings table: reconcileEveryMinutes 1), 30 days
+RECONCILE_CPU_MS = 100.0  # an idle pass's own work at 256 MB (Powertools, the handler): generous
+
+
+def reconcile_per_month() -> float:
+    """The reconciler's fixed monthly cost: it runs every minute whatever the traffic.
+
+    Priced from its idle pass's calls (bench/aws_calls.py, held to the code by a test) at AWS round
+    trips plus ``RECONCILE_CPU_MS``, not from a local timing scaled by CPU_SCALE: that swung with
+    the machine's load ($0.08 to $0.13 between runs) while the bill does not.
+    """
+    calls = aws_calls.RECONCILE_IDLE_PASS
+    billed_ms = math.ceil(RECONCILE_CPU_MS + sum(LATENCY_MS["dynamodb"] * v for v in calls.values()))
+    reads = calls.get("dynamodb.Query", 0) * DDB_RRU  # an empty Query reads 0.5 RRU, rounded up to 1
+    sqs = calls.get("sqs.ReceiveMessage", 0) * SQS_REQUEST
+    per_run = LAMBDA_REQUEST + billed_ms / 1000 * (MEMORY_MB / 1024) * LAMBDA_GB_S + reads + sqs
+    return RECONCILE_RUNS_PER_MONTH * per_run
 
 
 def _billed_ms(measured_s: float, calls: dict[str, int], gateway_calls: int, media_gets: int) -> float:
@@ -66,21 +85,19 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     )
     s3_get = sum(v for k, v in calls.items() if k in ("s3.GetObject", "s3.HeadObject")) + 1  # + gateway's GET
     s3_free = sum(v for k, v in calls.items() if k == "s3.DeleteObject")
-    # Items are under 1 KB: 1 WRU per write, plus the indexes (projection ALL). The new job's PutItem
-    # adds its status-index entry (1); each later job update moves that entry (delete + put: 2) and
-    # writes its content-index entry (1). Two UpdateItems are on side records in no index: the per-key
-    # record and the spend guard's versions-per-key-per-day record. The spend guard's reservation is
-    # one TransactWriteItems of 2 items (the day's counter and the attempt's hold; 3 with a monthly
-    # budget), and a transactional write costs 2 WRU per item.
-    # A completion event (job_events) is one PutEvents entry; its end writes an entry in the sparse
-    # pending-events index (1) and the clearing UpdateItem removes it (1), moving no other index.
+    # Items are under 1 KB: 1 WRU per write, plus the index entries the job's three writes move
+    # (projection ALL): the claim creates its status-index entry (1), SUBMITTED moves it (delete +
+    # put: 2) and creates the content-index entry (1), COMPLETED moves the status entry again (2).
+    # The key, content and request records are in no index. The spend guard's reservation is one
+    # TransactWriteItems of 2 items (the day's counter and the attempt's hold; 3 with a monthly
+    # budget), and a transactional write costs 2 WRU per item. A completion event's end writes an
+    # entry in the sparse pending-events index (1) and the clearing UpdateItem removes it (1).
     puts, updates = calls.get("dynamodb.PutItem", 0), calls.get("dynamodb.UpdateItem", 0)
-    events_put = calls.get("events.PutEvents", 0)
-    side_updates = 2 if calls.get("dynamodb.TransactWriteItems", 0) else 1
-    job_updates = max(0, updates - side_updates - events_put)
     transactions = calls.get("dynamodb.TransactWriteItems", 0)
+    events_put = calls.get("events.PutEvents", 0)
     reservation_wru = transactions * RESERVATION_ITEMS * 2
-    wru = puts + updates + puts * 1 + job_updates * 3 + reservation_wru + events_put * 2
+    index_writes = JOB_INDEX_WRITES + events_put * 2
+    wru = puts + updates + index_writes + reservation_wru
     rru = calls.get("dynamodb.GetItem", 0) + calls.get("dynamodb.Query", 0)
     sqs = 3  # S3 -> SendMessage, the event source mapping's ReceiveMessage and DeleteMessage (unbatched)
 
@@ -103,12 +120,11 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
         (
             "DynamoDB writes",
             wru * DDB_WRU,
-            f"{wru} WRU: {puts} PutItem (the claim) + {updates} UpdateItem seen (key record, versions "
-            f"record, submission, completion, event sent), 1 WRU each, + index writes: {puts} status-index entry "
-            f"created, {job_updates} job updates x (2 status-index + 1 content-index) + the spend reservation: "
-            f"{transactions} TransactWriteItems x {RESERVATION_ITEMS} items x 2 WRU = {reservation_wru} "
-            f"({transactions * 2} more with a monthlyBudgetUsd) + {events_put} completion event(s) x 2 "
-            "pending-events index writes (set, then cleared)",
+            f"{wru} WRU: {puts} PutItem (content claim, request binding) + {updates} UpdateItem (key record, "
+            f"versions-per-day record, claim, SUBMITTED; output lease taken and released, COMPLETED, event "
+            f"sent), 1 WRU each, + {index_writes} index entries the job's writes move (status index: created, "
+            "moved twice; content index: created; pending-events index: set and cleared) + the spend "
+            f"reservation: {transactions} TransactWriteItems x {RESERVATION_ITEMS} items x 2 WRU = {reservation_wru}",
         ),
         (
             "EventBridge PutEvents",
@@ -118,8 +134,8 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
         (
             "DynamoDB reads",
             rru * DDB_RRU,
-            f"{rru} RRU: {calls.get('dynamodb.GetItem', 0)} consistent GetItem + "
-            f"{calls.get('dynamodb.Query', 0)} Query (content index)",
+            f"{rru} RRU: {calls.get('dynamodb.GetItem', 0)} consistent GetItem (the key's latest job, the job) + "
+            f"{calls.get('dynamodb.Query', 0)} Query (content index: reuse, then waiters)",
         ),
         ("S3 PUT-class requests", s3_put * S3_PUT, f"{s3_put} (cutout PUT; the user's own upload not counted)"),
         (
@@ -142,12 +158,7 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
     ]
     per_image = sum(v for _, v, _ in items if v is not None)
     per_1000 = per_image * 1000
-    # The reconciler runs every minute whatever the traffic: a fixed monthly cost.
-    reconcile_ms = math.ceil(measured["reconcile_pass_s"] * 1000 * CPU_SCALE + 6 * LATENCY_MS["dynamodb"])
-    runs = 43200
-    # 5 reads of its own, + 4 for the spend guard: the recorded budgets, the day's and the month's
-    # counters, and the count of parked jobs.
-    reconcile_month = runs * (LAMBDA_REQUEST + reconcile_ms / 1000 * gb * LAMBDA_GB_S + 9 * DDB_RRU + SQS_REQUEST)
+    reconcile_month = reconcile_per_month()
     breakdown = {
         name: {"usd_per_1000": round(v * 1000, 6) if v is not None else None, "basis": basis}
         for name, v, basis in items

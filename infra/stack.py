@@ -32,6 +32,9 @@ from infra.signing_key import SigningKeySeed
 from infra.storage import Storage
 
 DEFAULT_CODE_DIR = Path(__file__).resolve().parent.parent / "functions"
+# The submit function's SQS event source mapping (bench/scale.py models the deployed values).
+SUBMIT_BATCH_SIZE = BATCH_SIZE  # submit_budget sizes batch and time-out so no batch can time out
+SUBMIT_BATCHING_WINDOW_SECONDS = 1
 
 
 class CutoutsStack(Stack):
@@ -114,8 +117,8 @@ class CutoutsStack(Stack):
 
         mapping = event_sources.SqsEventSource(
             storage.queue,
-            batch_size=BATCH_SIZE,
-            max_batching_window=Duration.seconds(1),
+            batch_size=SUBMIT_BATCH_SIZE,
+            max_batching_window=Duration.seconds(SUBMIT_BATCHING_WINDOW_SECONDS),
             report_batch_item_failures=True,
             max_concurrency=config.max_concurrency,
         )

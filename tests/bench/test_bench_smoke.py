@@ -19,6 +19,7 @@ def test_every_section_produces_rows_with_figures_and_targets(monkeypatch, capsy
     rows += found
     rows += memory.run(n=1)
     result = throughput.run_once(images=3, timeout=60)
+    ceiling = throughput.stand_in_ceiling(images=3)
     found, breakdown = cost.run(measured, cold_import_ms=rows[0].figure)
     rows += found
     print_table(rows)
@@ -26,6 +27,12 @@ def test_every_section_produces_rows_with_figures_and_targets(monkeypatch, capsy
     assert all(row.figure == row.figure and row.target and row.met in (True, False) for row in rows)
     assert {row.section for row in rows} == {"1 cold start", "2 per-image work", "3 memory", "5 dollars"}
     assert measured["submit_calls"] and measured["webhook_calls"]
+    # the bench's own count of calls per image is the documented one (bench/aws_calls.py)
+    calls_row = next(row for row in rows if row.name.startswith("AWS calls per image"))
+    assert calls_row.met is True, calls_row.details["differs"]
     assert result["cutouts"] == 3
+    # the stand-in's ceiling replays every request an image needs, and every replayed update held
+    assert ceiling["images"] == 3 and ceiling["rate"] > 0
+    assert not any(name.startswith("error") for name in ceiling["requests_per_image"])
     assert "Lambda requests" in breakdown
     assert "Cutouts benchmark" in capsys.readouterr().out
