@@ -38,6 +38,10 @@ _MANYLINUX = ("manylinux_2_28", "manylinux2014")
 _MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 
 
+class LayerBuildError(RuntimeError):
+    """pip could not install a layer's requirements (no index, or a pin with no wheel for the runtime)."""
+
+
 def runtime_python_version(runtime: lambda_.Runtime = RUNTIME) -> str:
     """``python3.13`` -> ``3.13``: the one Python the wheels and the bytecode are for."""
     return runtime.name.removeprefix("python")
@@ -92,11 +96,18 @@ def build_layer(
     """
     python_version = python_version or runtime_python_version()
     site = output / "python"
-    subprocess.run(
+    done = subprocess.run(
         pip_install_command(requirements, site, python_version, platforms or platform_tags()),
-        check=True,
+        capture_output=True,
+        text=True,
         timeout=600,
+        check=False,
     )
+    if done.returncode != 0:
+        raise LayerBuildError(
+            f"pip could not install {requirements.name} for python{python_version} on {platforms or platform_tags()} "
+            f"(is the package index reachable?):\n{done.stderr[-3000:]}"
+        )
     shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts: nothing in Lambda runs them
     if python:
         subprocess.run(
@@ -131,7 +142,9 @@ class LocalLayerBundler:
         return True
 
 
-def requirements_layer(scope: Construct, construct_id: str, requirements: Path, description: str) -> lambda_.LayerVersion:
+def requirements_layer(
+    scope: Construct, construct_id: str, requirements: Path, description: str
+) -> lambda_.LayerVersion:
     """A layer holding ``requirements`` installed for the functions' runtime and architecture."""
     python_version = runtime_python_version()
     platforms = platform_tags()
@@ -140,7 +153,8 @@ def requirements_layer(scope: Construct, construct_id: str, requirements: Path, 
         Annotations.of(scope).add_warning_v2(
             "cutouts:layer-without-bytecode",
             f"No Python {python_version} found: layer {construct_id} ships as source, without bytecode "
-            "(correct, but every cold start compiles Powertools and the SDK). Install it (e.g. pyenv) to ship bytecode.",
+            "(correct, but every cold start compiles Powertools and the SDK). "
+            "Install it (e.g. pyenv) to ship bytecode.",
         )
     return lambda_.LayerVersion(
         scope,
