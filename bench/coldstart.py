@@ -35,6 +35,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.common import FUNCTIONS, Row, lambda_like_env, median, ratio
 
@@ -119,12 +120,22 @@ def _interpreter_label(python: str) -> str:
     return f"Python {version} ({python})"
 
 
-def shipped_builds(into: Path, functions_dir: Path | None = None) -> tuple[Shipped, Shipped, str]:
-    """The asset and the dependency layer as synthesis ships them, and the same asset from source.
+class Builds(NamedTuple):
+    shipped: Shipped  # the asset and the dependency layer as synthesis ships them
+    from_source: Shipped  # the same, the asset as plain source
+    host_twin: Shipped | None  # the same pins' wheels for this machine, when it is not arm64
+    fallback: str  # why the rows could not use the runtime's Python and the layer, or ""
 
-    Returns (as shipped, asset from plain source, why it fell back or "").
-    """
-    from infra.layers import DEPENDENCY_REQUIREMENTS, LayerBuildError, build_layer, runtime_python_version
+
+def shipped_builds(into: Path, functions_dir: Path | None = None) -> Builds:
+    """Build what the rows import: the asset and the dependency layer, compiled by the runtime's Python."""
+    from infra.layers import (
+        DEPENDENCY_REQUIREMENTS,
+        LayerBuildError,
+        build_layer,
+        machine_platform_tags,
+        runtime_python_version,
+    )
     from infra.packaging import build_package, find_python
 
     python = find_python(runtime_python_version())
@@ -140,16 +151,21 @@ def shipped_builds(into: Path, functions_dir: Path | None = None) -> tuple[Shipp
             if functions_dir is None:
                 build_package(FUNCTIONS, asset, python)
             label = _interpreter_label(python)
-            host = platform.machine()
+            host, twin = platform.machine(), None
             if host not in ("aarch64", "arm64"):
                 label += (
                     f"; on this {host} host the layer's aarch64 extension (wrapt's) cannot load, "
                     "so wrapt runs its pure-Python fallback"
                 )
-            return (
-                Shipped(python, (asset, layer), False, label),
-                Shipped(python, (source, layer), False, label),
-                "",
+                try:
+                    twin_layer = build_layer(
+                        DEPENDENCY_REQUIREMENTS, into / "twin", python, platforms=machine_platform_tags(host)
+                    )
+                    twin = Shipped(python, (asset, twin_layer), False, f"{label} ({host} wheels)")
+                except LayerBuildError:
+                    twin = None
+            return Builds(
+                Shipped(python, (asset, layer), False, label), Shipped(python, (source, layer), False, label), twin, ""
             )
     else:
         reason = f"no Python {runtime_python_version()} on this machine"
@@ -157,22 +173,27 @@ def shipped_builds(into: Path, functions_dir: Path | None = None) -> tuple[Shipp
     if functions_dir is None:
         build_package(FUNCTIONS, asset, sys.executable)
     label = f"{_interpreter_label(sys.executable)} with its site-packages, not the layer: {reason}"
-    return Shipped(sys.executable, (asset,), True, label), Shipped(sys.executable, (source,), True, label), reason
+    here = Shipped(sys.executable, (asset,), True, label)
+    return Builds(here, Shipped(sys.executable, (source,), True, label), None, reason)
 
 
 def run(n: int = 7, functions_dir: Path | None = None) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="cutouts-shipped-") as tmp:
-        shipped, from_source, _ = shipped_builds(Path(tmp), functions_dir)
-        return _measure(n, shipped, source=None if functions_dir else from_source)
+        builds = shipped_builds(Path(tmp), functions_dir)
+        source = None if functions_dir else builds.from_source
+        return _measure(n, builds.shipped, source=source, twin=builds.host_twin)
 
 
-def _measure(n: int, shipped: Shipped, source: Shipped | None) -> list[Row]:
+def _measure(n: int, shipped: Shipped, source: Shipped | None, twin: Shipped | None = None) -> list[Row]:
     # label -> (module, function name, what to import from, first use)
     targets: dict[str, tuple[str, str, Shipped, str]] = {"boto3": ("boto3", "baseline", shipped, "boto3")}
     targets |= {name: (module, name, shipped, "handler") for name, module in HANDLERS.items()}
     targets |= {f"{name} (libraries)": (LIBRARIES[name], name, shipped, "libraries") for name in HANDLERS}
     if source is not None:
         targets |= {f"{name} (source)": (module, name, source, "handler") for name, module in HANDLERS.items()}
+    if twin is not None:
+        targets["boto3 (host wheels)"] = ("boto3", "baseline", twin, "boto3")
+        targets |= {f"{name} (host wheels)": (module, name, twin, "handler") for name, module in HANDLERS.items()}
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     for target in targets.values():  # one untimed pass: warm the page cache
         time_import(*target)
@@ -194,6 +215,7 @@ def _measure(n: int, shipped: Shipped, source: Shipped | None) -> list[Row]:
         r = ratio(figure, base)
         from_source = med(f"{name} (source)", "import_s") if source is not None else None
         libraries = med(f"{name} (libraries)", "import_s")
+        host_ratio = med(f"{name} (host wheels)", "import_s") / med("boto3 (host wheels)", "import_s") if twin else None
         rows.append(
             Row(
                 section="1 cold start",
@@ -215,6 +237,13 @@ def _measure(n: int, shipped: Shipped, source: Shipped | None) -> list[Row]:
                         if from_source is not None
                         else ""
                     )
+                    + (
+                        f"with the same pins' wheels for this host (its C extensions load, as the aarch64 ones do "
+                        f"on Lambda) {med(f'{name} (host wheels)', 'import_s') * 1000:.0f} ms against "
+                        f"{med('boto3 (host wheels)', 'import_s') * 1000:.0f} ms ({host_ratio:.2f}x); "
+                        if host_ratio is not None
+                        else ""
+                    )
                     + "the first invocation then makes its AWS clients (boto3 loads): "
                     f"+{med(name, 'first_use_s') * 1000:.0f} ms, vs +{med('boto3', 'first_use_s') * 1000:.0f} ms "
                     "for the same clients after the bare import; "
@@ -228,6 +257,7 @@ def _measure(n: int, shipped: Shipped, source: Shipped | None) -> list[Row]:
                     "wall_ms": [round(s["wall_s"] * 1000, 1) for s in samples[name]],
                     "baseline_import_ms": [round(s["import_s"] * 1000, 1) for s in samples["boto3"]],
                     "from_source_ms": round(from_source * 1000, 1) if from_source is not None else None,
+                    "host_wheels_ratio": round(host_ratio, 3) if host_ratio is not None else None,
                     "first_use_ms": round(med(name, "first_use_s") * 1000, 1),
                     "libraries_ms": round(libraries * 1000, 1),
                     "baseline_first_use_ms": round(med("boto3", "first_use_s") * 1000, 1),
