@@ -103,11 +103,13 @@ def deployed() -> Deployed:
     # jsii prints a banner for an end-of-life Node on import: noise in a benchmark's output
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
     from cutouts import settings_table as t
+    from cutouts.submit_budget import function_timeout_seconds
     from infra import functions as f
     from infra import stack as s
 
     d = t.DEFAULTS
-    submit_timeout = float(f.SUBMIT_TIMEOUT.to_seconds())
+    # the stack derives the submit time-out from these two settings (submit_budget)
+    submit_timeout = float(function_timeout_seconds(d["http_timeout_seconds"], d["max_image_bytes"]))
     return Deployed(
         batch_size=s.SUBMIT_BATCH_SIZE,
         batching_window_s=float(s.SUBMIT_BATCHING_WINDOW_SECONDS),
