@@ -1,0 +1,284 @@
+"""Render a profile's outputs from the master (the gateway's one paid result).
+
+Memory is the constraint: a 48 MP master is a 192 MB RGBA frame, and the rendering function's
+size follows from how many frames live at once. So the master is decoded once; nothing else is
+ever made at full size except the mask (one byte a pixel). Work that must touch every pixel (the
+subject's bounding box, the first downscale, compositing) runs in horizontal strips, and the
+downscale is an exact box reduction by an integer factor in premultiplied alpha, strip by strip,
+before one Lanczos resize of the small result (Pillow's ``reducing_gap`` does the same in one
+piece, with a full-size premultiplied copy). Compositing over a colour is premultiplied
+(``alpha_composite``), so soft edges blend instead of showing a fringe or a jagged edge.
+
+Pillow is imported inside the functions: importing this module (for its ADVICE or RenderError)
+must not load Pillow on the submit and webhook paths.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cutouts.profiles import DEFAULT_QUALITY, SUBJECT_ALPHA_THRESHOLD, ImageFormat, OutputSpec, Position, Profile
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+STRIP_ROWS = 256  # rows per strip: 48 MP at 8000 wide is 8 MB of RGBA a strip
+REDUCING_GAP = 2.0  # box-reduce until the last Lanczos step shrinks at most this much (Pillow's advice)
+PNG_COMPRESS_LEVEL = 3  # zlib level: 6 (Pillow's default) costs ~2x the time for a few percent of size
+
+ADVICE: dict[str, str] = {
+    "master-too-large": "The kept result is over the pixel cap (max_image_pixels): raise the cap and the "
+    "rendering function's memory together, then rerender.",
+    "master-undecodable": "The kept result is not a readable image: retry the job to fetch the result again.",
+    "render-failed": "This output could not be made from the result (the message says why, e.g. an output too "
+    "large for its format): change the output in profiles.json, deploy, then rerender.",
+}
+
+
+class RenderError(Exception):
+    """One output could not be made; the others are unaffected."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class _Master:
+    """The decoded master and what several outputs share: its alpha and the subject's box."""
+
+    image: Image.Image
+    _alpha: Image.Image | None = None
+    _box: tuple[int, int, int, int] | None = None
+
+    def alpha(self) -> Image.Image:
+        if self._alpha is None:
+            self._alpha = self.image.getchannel("A")
+        return self._alpha
+
+    def subject_box(self) -> tuple[int, int, int, int]:
+        """The bounding box of alpha above the threshold; the whole image when nothing is opaque."""
+        if self._box is None:
+            self._box = _subject_box(self.image, self._alpha) or (0, 0, *self.image.size)
+        return self._box
+
+
+def render_output(master: Image.Image, spec: OutputSpec) -> bytes:
+    """Render one output from a full-size RGBA master."""
+    return _render(_Master(master), spec)
+
+
+def render_profile(
+    master_bytes: bytes, profile: Profile, max_pixels: int
+) -> Iterator[tuple[OutputSpec, bytes | RenderError]]:
+    """Yield every output of the profile: its bytes, or the RenderError that stopped it alone.
+
+    An output that is the master as it is (today's png cutout) is its bytes: no decode, no encode.
+    The master is decoded once, only if some output needs its pixels.
+    """
+    master: _Master | RenderError | None = None
+    for spec in profile.outputs:
+        if spec.is_master_copy():
+            yield spec, master_bytes
+            continue
+        if master is None:
+            master = _decode(master_bytes, max_pixels)
+        if isinstance(master, RenderError):
+            yield spec, master
+            continue
+        try:
+            yield spec, _render(master, spec)
+        except RenderError as error:
+            yield spec, error
+        except (OSError, ValueError, MemoryError) as exc:  # Pillow's encoders raise these
+            yield spec, RenderError("render-failed", f'output "{spec.name}": {type(exc).__name__}: {exc}')
+
+
+def _decode(data: bytes, max_pixels: int) -> _Master | RenderError:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        opened = Image.open(io.BytesIO(data))
+        width, height = opened.size
+        if width * height > max_pixels:
+            return RenderError(
+                "master-too-large", f"the result is {width}x{height} pixels; the cap is {max_pixels} pixels"
+            )
+        opened.load()
+    except Image.DecompressionBombError as exc:
+        return RenderError("master-too-large", str(exc))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return RenderError("master-undecodable", f"the result cannot be decoded: {exc}")
+    image: Image.Image = opened if opened.mode == "RGBA" else opened.convert("RGBA")
+    return _Master(image)
+
+
+def _render(master: _Master, spec: OutputSpec) -> bytes:
+    from PIL import Image
+
+    width, height = master.image.size
+    box = master.subject_box() if spec.crop == "subject" else (0, 0, width, height)
+    box_w, box_h = box[2] - box[0], box[3] - box[1]
+    margin = spec.margin.for_subject(box_w, box_h)
+    content_w, content_h = box_w + 2 * margin, box_h + 2 * margin
+
+    # The scale from master pixels to output pixels, and the output's size.
+    if spec.canvas is not None:
+        out_w, out_h = spec.canvas
+        if spec.max_size is not None and max(out_w, out_h) > spec.max_size:
+            shrink = spec.max_size / max(out_w, out_h)
+            out_w, out_h = max(1, round(out_w * shrink)), max(1, round(out_h * shrink))
+        scale = min(out_w / content_w, out_h / content_h)  # fits; may enlarge a small subject
+    else:
+        scale = 1.0
+        if spec.max_size is not None and max(content_w, content_h) > spec.max_size:
+            scale = spec.max_size / max(content_w, content_h)  # never upscales
+        out_w, out_h = max(1, round(content_w * scale)), max(1, round(content_h * scale))
+    subject_w, subject_h = max(1, round(box_w * scale)), max(1, round(box_h * scale))
+    subject_w, subject_h = min(subject_w, out_w), min(subject_h, out_h)
+
+    # Where the subject goes: centred, or standing on the bottom margin.
+    x = (out_w - subject_w) // 2
+    scaled_margin = round(margin * scale)
+    if spec.canvas is not None and spec.position is Position.BOTTOM:
+        y = max(0, out_h - scaled_margin - subject_h)
+    else:
+        y = (out_h - subject_h) // 2
+
+    if spec.mask:
+        subject = _scaled(master.alpha(), box, (subject_w, subject_h))
+        if (subject_w, subject_h) == (out_w, out_h):
+            return _encode(subject, spec)
+        canvas = Image.new("L", (out_w, out_h), 0)
+        canvas.paste(subject, (x, y))
+        return _encode(canvas, spec)
+
+    subject = _scaled(master.image, box, (subject_w, subject_h))
+    if spec.background is None:
+        if (subject_w, subject_h) == (out_w, out_h):
+            return _encode(subject, spec)
+        canvas = Image.new("RGBA", (out_w, out_h), (0, 0, 0, 0))
+        canvas.paste(subject, (x, y))  # onto transparency, a plain paste is exact
+        return _encode(canvas, spec)
+    mode = "RGBA" if spec.format.has_alpha else "RGB"
+    canvas = _on_background(subject, (out_w, out_h), (x, y), spec.background, mode)
+    del subject
+    return _encode(canvas, spec)
+
+
+def _scaled(image: Image.Image, box: tuple[int, int, int, int], size: tuple[int, int]) -> Image.Image:
+    """The box of the image at the given size, touching full-size data only one strip at a time.
+
+    A shrink of 2 * REDUCING_GAP or more starts with an exact integer box reduction, strip by strip
+    (strip heights are a multiple of the factor, so strips never share a source pixel), in
+    premultiplied alpha; then a Lanczos resize, itself in strips, of what is left.
+    """
+    from PIL import Image
+
+    box_w, box_h = box[2] - box[0], box[3] - box[1]
+    if (box_w, box_h) == size:
+        return image if box == (0, 0, *image.size) else image.crop(box)
+    premultiplied = image.mode == "RGBA"
+    factor = math.floor(min(box_w / size[0], box_h / size[1]) / REDUCING_GAP)
+    if factor < 2:
+        result = _lanczos_in_strips(image, (float(box[0]), float(box[1]), float(box[2]), float(box[3])), size)
+        return result.convert("RGBA") if premultiplied else result
+    reduced = Image.new("RGBa" if premultiplied else image.mode, (math.ceil(box_w / factor), math.ceil(box_h / factor)))
+    rows = max(1, STRIP_ROWS // factor) * factor
+    for top in range(box[1], box[3], rows):
+        strip = image.crop((box[0], top, box[2], min(top + rows, box[3])))
+        if premultiplied:
+            strip = strip.convert("RGBa")
+        reduced.paste(strip.reduce(factor), (0, (top - box[1]) // factor))
+        del strip
+    # the last row or column of the reduction may stand for a partial block: map the box exactly
+    result = reduced.resize(size, Image.Resampling.LANCZOS, box=(0.0, 0.0, box_w / factor, box_h / factor))
+    return result.convert("RGBA") if premultiplied else result
+
+
+def _lanczos_in_strips(
+    image: Image.Image, box: tuple[float, float, float, float], size: tuple[int, int]
+) -> Image.Image:
+    """``image.resize(size, LANCZOS, box=box)`` (in premultiplied alpha for RGBA), a band of rows at a time.
+
+    Each band of output rows is resampled from the source rows under it plus the filter's reach,
+    so the result equals one whole resize (Pillow's filter reads pixels outside ``box``).
+    """
+    from PIL import Image
+
+    out_w, out_h = size
+    scale_x, scale_y = (box[2] - box[0]) / out_w, (box[3] - box[1]) / out_h
+    reach_x, reach_y = 3 * max(scale_x, 1.0) + 2, 3 * max(scale_y, 1.0) + 2  # Lanczos has support 3
+    left = max(0, math.floor(box[0] - reach_x))
+    right = min(image.width, math.ceil(box[2] + reach_x))
+    result = Image.new("RGBa" if image.mode == "RGBA" else image.mode, size)
+    band_rows = max(1, math.floor(STRIP_ROWS / max(scale_y, 1.0)))
+    for out_top in range(0, out_h, band_rows):
+        out_bottom = min(out_top + band_rows, out_h)
+        src_top, src_bottom = box[1] + out_top * scale_y, box[1] + out_bottom * scale_y
+        top = max(0, math.floor(src_top - reach_y))
+        bottom = min(image.height, math.ceil(src_bottom + reach_y))
+        band = image.crop((left, top, right, bottom))
+        if band.mode == "RGBA":
+            band = band.convert("RGBa")
+        piece = band.resize(
+            (out_w, out_bottom - out_top),
+            Image.Resampling.LANCZOS,
+            box=(box[0] - left, src_top - top, box[2] - left, src_bottom - top),
+        )
+        result.paste(piece, (0, out_top))
+    return result
+
+
+def _on_background(
+    subject: Image.Image, size: tuple[int, int], at: tuple[int, int], colour: tuple[int, int, int], mode: str
+) -> Image.Image:
+    """The subject composited (premultiplied) over an opaque colour, with temporary copies of one strip."""
+    from PIL import Image
+
+    canvas = Image.new(mode, size, colour if mode == "RGB" else (*colour, 255))
+    x, y = at
+    for top in range(0, subject.height, STRIP_ROWS):
+        bottom = min(top + STRIP_ROWS, subject.height)
+        piece = Image.new("RGBA", (subject.width, bottom - top), (*colour, 255))
+        piece.alpha_composite(subject, source=(0, top, subject.width, bottom))
+        canvas.paste(piece if mode == "RGBA" else piece.convert(mode), (x, y + top))
+    return canvas
+
+
+def _subject_box(image: Image.Image, alpha: Image.Image | None) -> tuple[int, int, int, int] | None:
+    """Bounding box of alpha > SUBJECT_ALPHA_THRESHOLD, strip by strip (no full-size copy)."""
+    lut = [0] * (SUBJECT_ALPHA_THRESHOLD + 1) + [255] * (255 - SUBJECT_ALPHA_THRESHOLD)
+    left, top, right, bottom = image.width, -1, -1, -1
+    for y in range(0, image.height, STRIP_ROWS):
+        strip_box = (0, y, image.width, min(y + STRIP_ROWS, image.height))
+        strip = alpha.crop(strip_box) if alpha is not None else image.crop(strip_box).getchannel("A")
+        found = strip.point(lut).getbbox()
+        if found is None:
+            continue
+        left, right = min(left, found[0]), max(right, found[2])
+        if top < 0:
+            top = y + found[1]
+        bottom = y + found[3]
+    return None if top < 0 else (left, top, right, bottom)
+
+
+def _encode(image: Image.Image, spec: OutputSpec) -> bytes:
+    buffer = io.BytesIO()
+    quality = spec.quality or DEFAULT_QUALITY
+    if spec.format is ImageFormat.PNG:
+        image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    elif spec.format is ImageFormat.JPEG:
+        image.save(buffer, "JPEG", quality=quality, optimize=False, progressive=False)
+    elif spec.format is ImageFormat.WEBP:
+        if max(image.size) > 16383:
+            raise RenderError("render-failed", f'output "{spec.name}": WebP is at most 16383 pixels a side')
+        image.save(buffer, "WEBP", quality=quality, method=4, exact=False)
+    else:
+        image.save(buffer, "AVIF", quality=quality, speed=8)
+    return buffer.getvalue()
