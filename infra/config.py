@@ -100,6 +100,10 @@ class StackConfig:
     dedup_enabled: bool
     retry_base_seconds: int
     webhook_reserved_concurrency: int
+    profiles_file: str
+    work_prefix: str
+    oversize: str
+    skip_cut_out: bool
 
     def values(self) -> dict[str, Any]:
         """attribute -> value, for `settings_table.environment`."""
@@ -326,7 +330,23 @@ def _parser(setting: t.Setting) -> _Parser:
     return _PARSERS[setting.kind]
 
 
+def _as_oversize(key: str, raw: Any) -> str:
+    value = _as_str(key, raw).strip().lower()
+    if value not in t.OVERSIZE_CHOICES:
+        raise ConfigError(key, f"{value!r} must be one of {', '.join(t.OVERSIZE_CHOICES)}")
+    return value
+
+
+def _as_profiles_file(key: str, raw: Any) -> str:
+    value = _as_str(key, raw).strip()
+    if not value:
+        raise ConfigError(key, "must name a JSON file, e.g. profiles.json")
+    return value
+
+
 _PARSERS: dict[str, _Parser] = {
+    t.OVERSIZE: _as_oversize,
+    t.PROFILES_FILE: _as_profiles_file,
     t.STAGE: lambda k, v: _as_pattern(
         k, v, _STAGE, "use 1-20 lower-case letters, digits or '-', starting with a letter"
     ),
@@ -355,7 +375,7 @@ CONTEXT_KEYS: tuple[str, ...] = tuple(_KEYS)
 def _check_prefixes(cfg: StackConfig) -> None:
     """No loops: nothing the pipeline writes may land under the prefix that triggers it."""
     inp, out, fail = cfg.input_prefix, cfg.output_prefix, cfg.failure_prefix
-    for key, other in (("outputPrefix", out), ("failurePrefix", fail)):
+    for key, other in (("outputPrefix", out), ("failurePrefix", fail), ("workPrefix", cfg.work_prefix)):
         if other.startswith(inp):
             raise ConfigError(
                 key,
@@ -370,6 +390,8 @@ def _check_prefixes(cfg: StackConfig) -> None:
             )
     if out == fail:
         raise ConfigError("failurePrefix", f"{fail!r} equals outputPrefix; failure reports need their own prefix")
+    if cfg.work_prefix in (out, fail):
+        raise ConfigError("workPrefix", f"{cfg.work_prefix!r} equals another prefix; masters need their own prefix")
 
 
 def _key(attr: str) -> str:
@@ -415,7 +437,15 @@ def parse_config(context: Mapping[str, Any]) -> StackConfig:
     cfg = StackConfig(**values)
     _check_prefixes(cfg)
     _check_consistency(cfg)
+    _check_profiles(cfg)
     return cfg
+
+
+def _check_profiles(cfg: StackConfig) -> None:
+    """The profiles file is validated at synth, so a mistake is named before anything is deployed."""
+    from infra.profiles_config import load_profiles
+
+    load_profiles(cfg)
 
 
 def config_from_node(node: Any) -> StackConfig:

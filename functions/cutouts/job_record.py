@@ -46,6 +46,8 @@ class Job:
     superseded_by: str | None = None  # a newer version of the key was uploaded while this one ran
     errors: int | None = None  # passes of the reconciler that failed on this job
     reopened_at: float | None = None  # an operator's retry: older queue messages are stale
+    profile: str | None = None  # the output profile chosen at submission (cutouts/profiles.py)
+    submit_key: str | None = None  # a normalised copy submitted instead of the upload (work prefix)
 
     @property
     def is_final(self) -> bool:

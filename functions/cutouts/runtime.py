@@ -38,6 +38,15 @@ def _clients() -> dict[str, Any]:
     }
 
 
+@functools.cache
+def profiles() -> Any:
+    """The deployed output profiles (validated at synth, read once); none configured: the default."""
+    from cutouts.profiles import Profiles
+
+    path = settings().profiles_path
+    return Profiles.load(path) if path else Profiles.default()
+
+
 def _secret(name: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 
@@ -73,6 +82,7 @@ def services() -> Any:
             cfg.allowed_media_hosts, cfg.max_media_bytes, cfg.http_timeout_seconds, cfg.allow_http_media
         ),
         sqs=clients["sqs"],
+        profiles=profiles(),
     )
 
 
@@ -80,6 +90,7 @@ def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
     settings.cache_clear()
     _clients.cache_clear()
+    profiles.cache_clear()
     try:
         from aws_lambda_powertools.utilities import parameters
 

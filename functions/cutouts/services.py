@@ -44,3 +44,4 @@ class Services:
     media_policy: MediaPolicy
     resolve: Resolver = system_resolver
     sqs: Any = None
+    profiles: Any = None  # cutouts.profiles.Profiles; None: today's one PNG cutout, nothing rendered

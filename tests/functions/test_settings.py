@@ -61,6 +61,12 @@ def test_what_the_stack_writes_the_functions_read_back() -> None:
         "retry_base_seconds": 3,
         "callback_base_url": "https://api.example.com",
         "dlq_url": "https://sqs.example.com/dlq",
+        "profiles_path": "/opt/cutouts-profiles/profiles.json",
+        "work_prefix": "scratch/",
+        "oversize": "fail",
+        "skip_cut_out": False,
+        "render_queue_url": "https://sqs.example.com/render",
+        "queue_url": "https://sqs.example.com/uploads",
     }
     assert set(values) == set(Settings._fields)
     # When they pass through the environment
