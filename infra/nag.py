@@ -52,6 +52,8 @@ SERVERLESS_LAMBDA_DLQ_REASON = {
     "queue's dead-letter queue (redrive policy), which a Lambda DLQ would not see.",
     "Webhook": "Invoked synchronously by API Gateway; the gateway retries a failed callback and the "
     "reconciler finishes jobs whose callback was lost. There is no async event to capture.",
+    "Render": "Invoked synchronously by the SQS event source mapping; failed requests go to the render "
+    "queue's dead-letter queue (redrive policy, alarmed), which a Lambda DLQ would not see.",
     "Reconcile": "Scheduled tick with no payload: a failed run is simply repeated at the next tick, so a "
     "dead-letter copy of the tick would hold nothing to replay.",
 }

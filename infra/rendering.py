@@ -1,0 +1,173 @@
+"""Rendering: the render queue and its dead-letter queue, the render function, its grants and alarm.
+
+The webhook keeps the gateway's result as the key's master (``<work>masters/``) and puts a render
+request on the render queue; the render function (Pillow, in the imaging layer, with the memory
+to decode a master) writes every output of the job's profile. It also prepares uploads the
+gateway cannot take as they are (``<work>normalised/``, expired by a lifecycle rule) and uploads
+that are already cut out. A failed render goes back to the queue and, after ``maxReceives``
+deliveries, to the render dead-letter queue, which is alarmed: a retry never calls the gateway.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cutouts.masters import MASTERS, NORMALISED
+from infra import nag
+from infra.config import StackConfig
+from infra.functions import CutoutsFunction
+from infra.storage import Storage
+
+# TODO(profiles bench): size from docs/profiles.md's measured peak for a 48 MP master (render ≤ 2x one
+# RGBA frame: 48 MP x 4 B = 192 MB, x2 = 384 MB, plus the encoded master and outputs and the runtime).
+# Until that figure is merged, 3008 MB: Lambda's CPU share grows with memory, and rendering is CPU-bound.
+RENDER_MEMORY_MB = 3008
+RENDER_TIMEOUT = Duration.seconds(300)  # cutouts.derived_outputs.RENDER_LEASE_SECONDS is this plus room
+RENDER_BATCH_SIZE = 1  # one image a invocation: memory is sized for one master at a time
+NORMALISED_EXPIRY_DAYS = 2  # a normalised copy is needed only until the gateway has fetched it
+
+
+class RenderQueues(Construct):
+    """The render queue and its DLQ; made before the functions, whose environment names the queue."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "RenderDeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.queue = sqs.Queue(
+            self,
+            "RenderQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(6 * RENDER_TIMEOUT.to_seconds()),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=config.max_receives),
+        )
+        Validations.of(self.dead_letter_queue).acknowledge(
+            Acknowledgment(
+                id="Serverless-SQSRedrivePolicy",
+                reason="This is the render dead-letter queue itself; it is alarmed and redriven by hand "
+                "(rerender also re-derives every output from the kept masters).",
+            )
+        )
+
+
+def expire_normalised_copies(storage: Storage, config: StackConfig) -> None:
+    """Normalised copies are scratch: S3 deletes them after NORMALISED_EXPIRY_DAYS (masters are kept)."""
+    bucket = storage.bucket
+    if isinstance(bucket, s3.Bucket):
+        bucket.add_lifecycle_rule(
+            id="expire-normalised-inputs",
+            prefix=f"{config.work_prefix}{NORMALISED}",
+            expiration=Duration.days(NORMALISED_EXPIRY_DAYS),
+        )
+
+
+def connect_render_function(
+    render: CutoutsFunction,
+    queues: RenderQueues,
+    topic: sns.ITopic,
+) -> cw.Alarm:
+    """The render queue drives the render function; its dead letters raise an alarm."""
+    mapping = event_sources.SqsEventSource(
+        queues.queue,
+        batch_size=RENDER_BATCH_SIZE,
+        report_batch_item_failures=True,
+    )
+    render.function.add_event_source(mapping)
+    nag.acknowledge(
+        render.function,
+        "Serverless-LambdaEventSourceMappingDestination",
+        "SQS event source mappings support no on-failure destination; the render queue's redrive policy "
+        "sends repeatedly failing requests to the render dead-letter queue, which is alarmed.",
+    )
+    alarm = cw.Alarm(
+        render,
+        "RenderDeadLettersAlarm",
+        metric=queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic="Maximum"
+        ),
+        threshold=0,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        alarm_description="Render requests failed on every delivery (render dead-letter queue): outputs are "
+        "missing for those keys. See the render function's logs, fix the cause, then redrive the queue or "
+        "run `python -m cutouts_cli rerender` (no gateway call either way).",
+    )
+    action = cw_actions.SnsAction(topic)
+    alarm.add_alarm_action(action)
+    alarm.add_ok_action(action)
+    return alarm
+
+
+def grant_rendering(
+    config: StackConfig,
+    storage: Storage,
+    queues: RenderQueues,
+    *,
+    submit: CutoutsFunction,
+    webhook: CutoutsFunction,
+    reconcile: CutoutsFunction,
+    render: CutoutsFunction,
+) -> None:
+    """Exactly what each function does with masters, normalised copies and render requests."""
+    bucket = storage.bucket
+    masters = bucket.arn_for_objects(f"{config.work_prefix}{MASTERS}*")
+    normalised = bucket.arn_for_objects(f"{config.work_prefix}{NORMALISED}*")
+    work = f"{config.work_prefix}"
+
+    # submit: find a normalised copy (HEAD) and presign it; ask for preparation.
+    submit.allow("ReadNormalisedInputs", ["s3:GetObject"], [normalised])
+    submit.allow("RequestRendering", ["sqs:SendMessage"], [queues.queue.queue_arn])
+    # webhook and reconcile finish jobs: write the master (stream or copy), ask for rendering;
+    # reconcile also presigns a normalised copy for a resubmission.
+    for fn in (webhook, reconcile):
+        fn.allow("WriteMasters", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], [masters])
+        fn.allow("RequestRendering", ["sqs:SendMessage"], [queues.queue.queue_arn])
+    reconcile.allow("ReadNormalisedInputs", ["s3:GetObject"], [normalised])
+    for fn in (submit, reconcile):
+        fn.allow(
+            "SeeMissingWork",
+            ["s3:ListBucket"],
+            [bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{config.work_prefix}{NORMALISED}*"]}},
+        )
+        nag.acknowledge_prefix_wildcard(fn.role, bucket, f"{config.work_prefix}{NORMALISED}")
+    for fn in (webhook, reconcile):
+        nag.acknowledge_prefix_wildcard(fn.role, bucket, f"{config.work_prefix}{MASTERS}")
+
+    # render: read uploads and masters, write masters, normalised copies, outputs and reports;
+    # complete a job from an upload that is already cut out (the job table, the key's lease);
+    # hand a prepared upload back to submission through the upload queue.
+    render.allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], [bucket.arn_for_objects(f"{config.input_prefix}*")])
+    render.allow("WorkObjects", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [bucket.arn_for_objects(f"{work}*")])
+    render.allow("WriteOutputs", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [bucket.arn_for_objects(f"{config.output_prefix}*")])
+    render.allow(
+        "WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], [bucket.arn_for_objects(f"{config.failure_prefix}*")]
+    )
+    render.allow(
+        "SeeMissingKeys",
+        ["s3:ListBucket"],
+        [bucket.bucket_arn],
+        conditions={
+            "StringLike": {"s3:prefix": [f"{p}*" for p in (config.input_prefix, work, config.output_prefix)]}
+        },
+    )
+    table = storage.table.table_arn
+    render.allow("JobTable", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table])
+    render.allow("ReturnPreparedUploads", ["sqs:SendMessage"], [storage.queue.queue_arn])
+    for prefix in (config.input_prefix, work, config.output_prefix, config.failure_prefix):
+        nag.acknowledge_prefix_wildcard(render.role, bucket, prefix)
