@@ -82,7 +82,6 @@ class StackConfig:
     presign_expiry_seconds: int
     max_concurrency: int
     alarm_email: str | None
-    powertools_layer_version: int
     max_image_bytes: int
     max_image_pixels: int
     max_media_bytes: int

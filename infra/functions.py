@@ -10,7 +10,6 @@ from aws_cdk import (
     Acknowledgment,
     Annotations,
     AssetHashType,
-    Aws,
     BundlingOptions,
     Duration,
     ILocalBundling,
@@ -74,7 +73,7 @@ class LocalPackageBundler:
 
 
 def functions_code(scope: Construct, code_dir: Path, python: str | None) -> lambda_.Code:
-    """One asset for all three functions: the `cutouts` package; dependencies come from the layer.
+    """One asset for all three functions: the `cutouts` package; dependencies come from infra.layers.
 
     Built locally by ``infra.packaging``, with bytecode when ``python`` (the runtime's version) is
     given. The asset hash follows the source and whether bytecode was added, not the build's bytes.
@@ -95,14 +94,6 @@ def functions_code(scope: Construct, code_dir: Path, python: str | None) -> lamb
             environment={"CUTOUTS_BYTECODE": f"cpython-{RUNTIME_PYTHON}" if python else "none"},
         ),
     )
-
-
-def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
-    arn = (
-        f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{c.POWERTOOLS_LAYER_ACCOUNT}:layer:"
-        f"{c.POWERTOOLS_LAYER_NAME}:{version}"
-    )
-    return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", arn)
 
 
 class CutoutsFunction(Construct):
@@ -173,8 +164,8 @@ class CutoutsFunction(Construct):
             )
         )
         runtime_reason = (
-            f"Pinned to python3.13: the published Powertools layer {c.POWERTOOLS_LAYER_NAME} and the "
-            "packaging test target 3.13; the runtime moves together with the layer."
+            "Pinned to python3.13: the asset's bytecode and the layers' wheels and bytecode (infra/layers.py) "
+            "are built for 3.13; the runtime moves together with them."
         )
         Validations.of(self.function).acknowledge(
             Acknowledgment(id="AwsSolutions-L1", reason=runtime_reason),

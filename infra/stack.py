@@ -22,8 +22,8 @@ from infra.functions import (
     WEBHOOK_TIMEOUT,
     CutoutsFunction,
     functions_code,
-    powertools_layer,
 )
+from infra.layers import dependency_layer
 from infra.observability import Observability
 from infra.packaging import RUNTIME_PYTHON, find_python
 from infra.secrets import Secrets
@@ -54,7 +54,7 @@ class CutoutsStack(Stack):
         self.storage, self.secrets = storage, secrets
 
         code = functions_code(self, code_dir, find_python(RUNTIME_PYTHON))
-        layer = powertools_layer(self, config.powertools_layer_version)
+        layer = dependency_layer(self)
         env_values = self._environment_values(config, storage, secrets)
 
         def make(

@@ -77,11 +77,6 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
     "BillingMode": "PAY_PER_REQUEST",
 }
 
-# Published Powertools layer (account 017000801446), AWSLambdaPowertoolsPythonV3-python313-arm64:N,
-# N a setting (cutouts/settings_table.py).
-POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
-POWERTOOLS_LAYER_NAME: Final = "AWSLambdaPowertoolsPythonV3-python313-arm64"
-
 # CloudFormation stack: name and outputs (the CLI finds the stack by these output keys).
 STACK_NAME_PREFIX: Final = "Cutouts-"
 OUTPUT_BUCKET_NAME: Final = "BucketName"

@@ -77,10 +77,6 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("presign_expiry_seconds", "presignExpirySeconds", "CUTOUTS_PRESIGN_EXPIRY_SECONDS", INT, 3600, 60, 604_800, help="a presigned URL also dies with the role session that signed it"),
     Setting("max_concurrency", "maxConcurrency", None, INT, 5, 2, 1000, help="at most `webhookReservedConcurrency` / 4: the submit function's SQS maximum concurrency (the gateway answers 429 beyond its limit)"),
     Setting("alarm_email", "alarmEmail", None, EMAIL, None, shown="(none)", help="e-mail subscribed to the alarm topic"),
-    # 27: the newest number found in the Powertools docs history offline; check with `aws lambda list-layer-versions
-    # --layer-name arn:aws:lambda:<region>:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64` and set the
-    # one matching requirements.txt.
-    Setting("powertools_layer_version", "powertoolsLayerVersion", None, INT, 27, 1, 10_000, help="version of `AWSLambdaPowertoolsPythonV3-python313-arm64`; check the newest with `aws lambda list-layer-versions`"),
     Setting("max_image_bytes", "maxImageBytes", "CUTOUTS_MAX_IMAGE_BYTES", INT, 25 * 1024 * 1024, 1024, 512 * 1024 * 1024, 1, help="larger inputs are reported as `too-large`"),
     Setting("max_image_pixels", "maxImagePixels", "CUTOUTS_MAX_IMAGE_PIXELS", INT, 64_000_000, 1, 1_000_000_000, help="larger inputs are reported as `too-large`"),
     Setting("max_media_bytes", "maxMediaBytes", "CUTOUTS_MAX_MEDIA_BYTES", INT, 200 * 1024 * 1024, 1024, 5 * 1024**3, 1, help="cap on a downloaded result"),

@@ -96,7 +96,6 @@ def test_cli_strings_are_converted() -> None:
         ("allowedMediaHosts", "*.r2.dev", "not a valid host name"),
         ("allowedMediaHosts", " , ", "at least one host name"),
         ("alarmEmail", "ops@", "not a valid e-mail"),
-        ("powertoolsLayerVersion", 0, "between 1 and"),
         ("maxImageBytes", 10, "between 1024 and"),
         ("maxImagePixels", 0, "between 1 and"),
         ("maxMediaBytes", -1, "between 1024 and"),
