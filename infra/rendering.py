@@ -135,7 +135,9 @@ def grant_rendering(
     # webhook and reconcile finish jobs: write the master (stream or copy), ask for rendering;
     # reconcile also presigns a normalised copy for a resubmission.
     for fn in (webhook, reconcile):
-        fn.allow("WriteMasters", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], [masters])
+        fn.allow(
+            "WriteMasters", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], [masters]
+        )
         fn.allow("RequestRendering", ["sqs:SendMessage"], [queues.queue.queue_arn])
     reconcile.allow("ReadNormalisedInputs", ["s3:GetObject"], [normalised])
     for fn in (submit, reconcile):
@@ -152,19 +154,27 @@ def grant_rendering(
     # render: read uploads and masters, write masters, normalised copies, outputs and reports;
     # complete a job from an upload that is already cut out (the job table, the key's lease);
     # hand a prepared upload back to submission through the upload queue.
-    render.allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], [bucket.arn_for_objects(f"{config.input_prefix}*")])
-    render.allow("WorkObjects", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [bucket.arn_for_objects(f"{work}*")])
-    render.allow("WriteOutputs", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [bucket.arn_for_objects(f"{config.output_prefix}*")])
     render.allow(
-        "WriteFailureReports", ["s3:PutObject", "s3:DeleteObject"], [bucket.arn_for_objects(f"{config.failure_prefix}*")]
+        "ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], [bucket.arn_for_objects(f"{config.input_prefix}*")]
+    )
+    render.allow(
+        "WorkObjects", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [bucket.arn_for_objects(f"{work}*")]
+    )
+    render.allow(
+        "WriteOutputs",
+        ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+        [bucket.arn_for_objects(f"{config.output_prefix}*")],
+    )
+    render.allow(
+        "WriteFailureReports",
+        ["s3:PutObject", "s3:DeleteObject"],
+        [bucket.arn_for_objects(f"{config.failure_prefix}*")],
     )
     render.allow(
         "SeeMissingKeys",
         ["s3:ListBucket"],
         [bucket.bucket_arn],
-        conditions={
-            "StringLike": {"s3:prefix": [f"{p}*" for p in (config.input_prefix, work, config.output_prefix)]}
-        },
+        conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in (config.input_prefix, work, config.output_prefix)]}},
     )
     table = storage.table.table_arn
     render.allow("JobTable", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [table])

@@ -17,15 +17,25 @@ from infra import nag
 from infra.api import CallbackApi
 from infra.config import StackConfig
 from infra.functions import (
+    MEMORY_MB,
     RECONCILE_TIMEOUT,
     SUBMIT_TIMEOUT,
     WEBHOOK_TIMEOUT,
     CutoutsFunction,
     functions_code,
 )
-from infra.layers import dependency_layer
+from infra.layers import dependency_layer, imaging_layer
 from infra.observability import Observability
 from infra.packaging import RUNTIME_PYTHON, find_python
+from infra.profiles_config import PROFILES_PATH_IN_LAMBDA, load_profiles, profiles_layer
+from infra.rendering import (
+    RENDER_MEMORY_MB,
+    RENDER_TIMEOUT,
+    RenderQueues,
+    connect_render_function,
+    expire_normalised_copies,
+    grant_rendering,
+)
 from infra.secrets import Secrets
 from infra.storage import Storage
 
@@ -56,6 +66,14 @@ class CutoutsStack(Stack):
         code = functions_code(self, code_dir, find_python(RUNTIME_PYTHON))
         layer = dependency_layer(self)
         env_values = self._environment_values(config, storage, secrets)
+        # Output profiles: validated at synth, read by the functions from a layer of their own.
+        render_queues = RenderQueues(self, "Rendering", config=config)
+        env_values |= {
+            "profiles_path": PROFILES_PATH_IN_LAMBDA,
+            "render_queue_url": render_queues.queue.queue_url,
+            "queue_url": storage.queue.queue_url,
+        }
+        expire_normalised_copies(storage, config)
 
         def make(
             construct_id: str,
@@ -65,6 +83,7 @@ class CutoutsStack(Stack):
             *,
             function: str,
             reserved_concurrency: int | None = None,
+            memory_size: int = MEMORY_MB,
         ) -> CutoutsFunction:
             return CutoutsFunction(
                 self,
@@ -77,6 +96,7 @@ class CutoutsStack(Stack):
                 description=description,
                 environment=t.environment(env_values, function),
                 reserved_concurrency=reserved_concurrency,
+                memory_size=memory_size,
             )
 
         webhook = make(
@@ -105,7 +125,20 @@ class CutoutsStack(Stack):
             "Cutouts: polls, resubmits or fails jobs whose callback never came",
             function=t.RECONCILE,
         )
+        render = make(
+            "Render",
+            c.RENDER_HANDLER,
+            RENDER_TIMEOUT,
+            "Cutouts: renders each job's outputs from its master; prepares uploads (Pillow)",
+            function=t.RENDER,
+            memory_size=RENDER_MEMORY_MB,
+        )
+        render.function.add_layers(imaging_layer(self))
+        profiles = profiles_layer(self, load_profiles(config))
+        for fn in (submit, webhook, reconcile, render):
+            fn.function.add_layers(profiles)
         self.submit, self.webhook, self.reconcile, self.api = submit, webhook, reconcile, api
+        self.render, self.render_queues = render, render_queues
 
         mapping = event_sources.SqsEventSource(
             storage.queue,
@@ -136,6 +169,9 @@ class CutoutsStack(Stack):
         )
 
         self._grant(config, storage, secrets, submit, webhook, reconcile)
+        grant_rendering(
+            config, storage, render_queues, submit=submit, webhook=webhook, reconcile=reconcile, render=render
+        )
         observability = Observability(
             self,
             "Observability",
@@ -146,8 +182,20 @@ class CutoutsStack(Stack):
                 "Submit": submit.function,
                 "Webhook": webhook.function,
                 "Reconcile": reconcile.function,
+                "Render": render.function,
             },
             api=api.api,
+        )
+        connect_render_function(render, render_queues, observability.topic)
+        CfnOutput(self, c.OUTPUT_RENDER_QUEUE_URL, value=render_queues.queue.queue_url, description="Render queue")
+        CfnOutput(
+            self, c.OUTPUT_RENDER_FUNCTION_NAME, value=render.function.function_name, description="Render function"
+        )
+        CfnOutput(
+            self,
+            c.OUTPUT_WORK_LOCATION,
+            value=f"s3://{storage.bucket.bucket_name}/{config.work_prefix}",
+            description="Masters (kept results) and normalised inputs",
         )
         nag.acknowledge_stack_level_constructs(self)
         self._outputs(config, storage, secrets, api, observability, submit, webhook, reconcile)

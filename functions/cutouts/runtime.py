@@ -58,8 +58,18 @@ def gateway_key() -> str:
     return _secret(settings().gateway_key_secret).strip()
 
 
-def services() -> Any:
-    """The use cases' collaborators; cheap to build, so the signing keys follow rotation."""
+class _NoSigner:
+    """The render function's stand-in: it never signs or verifies a callback, so it reads no signing key."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("this function has no callback signing key")
+
+
+def services(signing: bool = True) -> Any:
+    """The use cases' collaborators; cheap to build, so the signing keys follow rotation.
+
+    ``signing=False``: without the callback signer (the render function, which is not granted the key).
+    """
     from cutouts.callback_token import CallbackSigner, signing_keys_from_secret
     from cutouts.job_store import JobStore
     from cutouts.observability import PowertoolsRecorder
@@ -76,7 +86,7 @@ def services() -> Any:
         gateway=PixazoGateway(
             cfg.gateway_base_url, cfg.gateway_model_path, gateway_key, clients["http"], cfg.http_timeout_seconds
         ),
-        signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret))),
+        signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret))) if signing else _NoSigner(),
         metrics=PowertoolsRecorder(),
         media_policy=MediaPolicy(
             cfg.allowed_media_hosts, cfg.max_media_bytes, cfg.http_timeout_seconds, cfg.allow_http_media

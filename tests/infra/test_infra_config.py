@@ -113,6 +113,10 @@ def test_cli_strings_are_converted() -> None:
         ("retryBaseSeconds", -1, "between 0 and 3600"),
         ("webhookReservedConcurrency", 0, "between 1 and 900"),
         ("webhookReservedConcurrency", 901, "at least 100 of the account's concurrency unreserved"),
+        ("profilesFile", "no/such/profiles.json", "cannot read the profiles file"),
+        ("workPrefix", "uploads/work/", "inside inputPrefix"),
+        ("oversize", "shrink", "must be one of downscale, fail"),
+        ("skipCutOut", "maybe", "true or false"),
     ],
 )
 def test_bad_value_names_the_key_and_the_fix(key: str, value: Any, hint: str) -> None:

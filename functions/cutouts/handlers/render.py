@@ -29,7 +29,7 @@ def record_handler(record: SQSRecord) -> None:
     except BadRequest as exc:
         logger.error("render queue message dropped", problem=str(exc), message_id=record.message_id)
         return
-    services = runtime.services()
+    services = runtime.services(signing=False)  # renders and prepares: never signs a callback
     logger.thread_safe_append_keys(job_id=request.job_id, source_key=request.key)
     try:
         if request.kind == PREPARE:
