@@ -26,7 +26,7 @@ from cutouts.profiles import DEFAULT_QUALITY, SUBJECT_ALPHA_THRESHOLD, ImageForm
 if TYPE_CHECKING:
     from PIL import Image
 
-STRIP_ROWS = 256  # rows per strip: 48 MP at 8000 wide is 8 MB of RGBA a strip
+STRIP_ROWS = 64  # rows per strip: at 8000 wide, 2 MB of RGBA; more rows buy no speed, only memory
 REDUCING_GAP = 2.0  # box-reduce until the last Lanczos step shrinks at most this much (Pillow's advice)
 PNG_COMPRESS_LEVEL = 3  # zlib level: 6 (Pillow's default) costs ~2x the time for a few percent of size
 
@@ -150,44 +150,54 @@ def _render(master: _Master, spec: OutputSpec) -> bytes:
     else:
         y = (out_h - subject_h) // 2
 
-    if spec.mask:
-        subject = _scaled(master.alpha(), box, (subject_w, subject_h))
+    source = master.alpha() if spec.mask else master.image
+    bands = _bands(source, box, (subject_w, subject_h))
+    if spec.mask or spec.background is None:
         if (subject_w, subject_h) == (out_w, out_h):
-            return _encode(subject, spec)
-        canvas = Image.new("L", (out_w, out_h), 0)
-        canvas.paste(subject, (x, y))
-        return _encode(canvas, spec)
-
-    subject = _scaled(master.image, box, (subject_w, subject_h))
-    if spec.background is None:
-        if (subject_w, subject_h) == (out_w, out_h):
-            return _encode(subject, spec)
-        canvas = Image.new("RGBA", (out_w, out_h), (0, 0, 0, 0))
-        canvas.paste(subject, (x, y))  # onto transparency, a plain paste is exact
+            return _encode(_scaled(source, box, (out_w, out_h)), spec)  # no canvas: the subject is the output
+        # onto transparency (or a black mask) a plain paste is exact
+        canvas = Image.new(source.mode, (out_w, out_h), 0)
+        for top, piece in bands:
+            canvas.paste(piece, (x, y + top))
         return _encode(canvas, spec)
     mode = "RGBA" if spec.format.has_alpha else "RGB"
-    canvas = _on_background(subject, (out_w, out_h), (x, y), spec.background, mode)
-    del subject
-    return _encode(canvas, spec)
+    return _encode(_on_background(bands, (out_w, out_h), (x, y), spec.background, mode), spec)
+
+
+Bands = Iterator[tuple[int, "Image.Image"]]
 
 
 def _scaled(image: Image.Image, box: tuple[int, int, int, int], size: tuple[int, int]) -> Image.Image:
-    """The box of the image at the given size, touching full-size data only one strip at a time.
+    """The box of the image at the given size, in the image's mode, assembled from ``_bands``."""
+    from PIL import Image
+
+    if (box[2] - box[0], box[3] - box[1]) == size:
+        return image if box == (0, 0, *image.size) else image.crop(box)
+    result = Image.new(image.mode, size)
+    for top, piece in _bands(image, box, size):
+        result.paste(piece, (0, top))
+    return result
+
+
+def _bands(image: Image.Image, box: tuple[int, int, int, int], size: tuple[int, int]) -> Bands:
+    """The box of the image at the given size, as bands of rows (top, piece), never a full-size copy.
 
     A shrink of 2 * REDUCING_GAP or more starts with an exact integer box reduction, strip by strip
     (strip heights are a multiple of the factor, so strips never share a source pixel), in
-    premultiplied alpha; then a Lanczos resize, itself in strips, of what is left.
+    premultiplied alpha; then a Lanczos resize, itself in bands, of what is left.
     """
     from PIL import Image
 
     box_w, box_h = box[2] - box[0], box[3] - box[1]
     if (box_w, box_h) == size:
-        return image if box == (0, 0, *image.size) else image.crop(box)
-    premultiplied = image.mode == "RGBA"
+        for top in range(box[1], box[3], STRIP_ROWS):
+            yield top - box[1], image.crop((box[0], top, box[2], min(top + STRIP_ROWS, box[3])))
+        return
     factor = math.floor(min(box_w / size[0], box_h / size[1]) / REDUCING_GAP)
     if factor < 2:
-        result = _lanczos_in_strips(image, (float(box[0]), float(box[1]), float(box[2]), float(box[3])), size)
-        return result.convert("RGBA") if premultiplied else result
+        yield from _lanczos_bands(image, (float(box[0]), float(box[1]), float(box[2]), float(box[3])), size)
+        return
+    premultiplied = image.mode == "RGBA"
     reduced = Image.new("RGBa" if premultiplied else image.mode, (math.ceil(box_w / factor), math.ceil(box_h / factor)))
     rows = max(1, STRIP_ROWS // factor) * factor
     for top in range(box[1], box[3], rows):
@@ -197,17 +207,15 @@ def _scaled(image: Image.Image, box: tuple[int, int, int, int], size: tuple[int,
         reduced.paste(strip.reduce(factor), (0, (top - box[1]) // factor))
         del strip
     # the last row or column of the reduction may stand for a partial block: map the box exactly
-    result = reduced.resize(size, Image.Resampling.LANCZOS, box=(0.0, 0.0, box_w / factor, box_h / factor))
-    return result.convert("RGBA") if premultiplied else result
+    yield from _lanczos_bands(reduced, (0.0, 0.0, box_w / factor, box_h / factor), size)
 
 
-def _lanczos_in_strips(
-    image: Image.Image, box: tuple[float, float, float, float], size: tuple[int, int]
-) -> Image.Image:
-    """``image.resize(size, LANCZOS, box=box)`` (in premultiplied alpha for RGBA), a band of rows at a time.
+def _lanczos_bands(image: Image.Image, box: tuple[float, float, float, float], size: tuple[int, int]) -> Bands:
+    """``image.resize(size, LANCZOS, box=box)`` a band of output rows at a time, in premultiplied alpha.
 
-    Each band of output rows is resampled from the source rows under it plus the filter's reach,
-    so the result equals one whole resize (Pillow's filter reads pixels outside ``box``).
+    Each band is resampled from the source rows under it plus the filter's reach, so the bands
+    equal one whole resize (Pillow's filter reads pixels outside ``box``). RGBA is premultiplied
+    band by band; RGBa (a reduction) comes out as RGBA; other modes pass through.
     """
     from PIL import Image
 
@@ -216,7 +224,6 @@ def _lanczos_in_strips(
     reach_x, reach_y = 3 * max(scale_x, 1.0) + 2, 3 * max(scale_y, 1.0) + 2  # Lanczos has support 3
     left = max(0, math.floor(box[0] - reach_x))
     right = min(image.width, math.ceil(box[2] + reach_x))
-    result = Image.new("RGBa" if image.mode == "RGBA" else image.mode, size)
     band_rows = max(1, math.floor(STRIP_ROWS / max(scale_y, 1.0)))
     for out_top in range(0, out_h, band_rows):
         out_bottom = min(out_top + band_rows, out_h)
@@ -231,23 +238,21 @@ def _lanczos_in_strips(
             Image.Resampling.LANCZOS,
             box=(box[0] - left, src_top - top, box[2] - left, src_bottom - top),
         )
-        result.paste(piece, (0, out_top))
-    return result
+        yield out_top, piece.convert("RGBA") if piece.mode == "RGBa" else piece
 
 
 def _on_background(
-    subject: Image.Image, size: tuple[int, int], at: tuple[int, int], colour: tuple[int, int, int], mode: str
+    bands: Bands, size: tuple[int, int], at: tuple[int, int], colour: tuple[int, int, int], mode: str
 ) -> Image.Image:
-    """The subject composited (premultiplied) over an opaque colour, with temporary copies of one strip."""
+    """The subject's bands composited (premultiplied) over an opaque colour, one band at a time."""
     from PIL import Image
 
     canvas = Image.new(mode, size, colour if mode == "RGB" else (*colour, 255))
     x, y = at
-    for top in range(0, subject.height, STRIP_ROWS):
-        bottom = min(top + STRIP_ROWS, subject.height)
-        piece = Image.new("RGBA", (subject.width, bottom - top), (*colour, 255))
-        piece.alpha_composite(subject, source=(0, top, subject.width, bottom))
-        canvas.paste(piece if mode == "RGBA" else piece.convert(mode), (x, y + top))
+    for top, piece in bands:
+        backdrop = Image.new("RGBA", piece.size, (*colour, 255))
+        backdrop.alpha_composite(piece)
+        canvas.paste(backdrop if mode == "RGBA" else backdrop.convert(mode), (x, y + top))
     return canvas
 
 
