@@ -268,3 +268,16 @@ def test_profiles_does_not_import_pillow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": "functions"}
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_demo_profiles_file_is_the_issue_example():
+    # Given the profiles file `make demo` runs with
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "samples" / "profiles.json"
+    # When it is loaded
+    profiles = Profiles.load(demo)
+    # Then it is the issue's shop profile and today's default, and the shop samples choose it
+    assert profiles == Profiles.parse(SHOP)
+    assert profiles.choose("shop/sneaker.jpg").name == "shop"
+    assert profiles.choose("red apple.jpg").name == "default"
