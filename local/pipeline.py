@@ -251,11 +251,13 @@ class LocalPipeline:
         """Put one object under the input prefix, as a user would; return the S3 key."""
         return self.put(relative_key, data, bucket).key
 
-    def put(self, relative_key: str, data: bytes, bucket: str | None = None) -> Upload:
+    def put(
+        self, relative_key: str, data: bytes, bucket: str | None = None, metadata: dict[str, str] | None = None
+    ) -> Upload:
         """Like :meth:`upload`, naming the version put and the job id the functions will give it."""
         bucket = bucket or self.resources.bucket
         key = self.options.input_prefix + relative_key
-        answer = self.s3().put_object(Bucket=bucket, Key=key, Body=data)
+        answer = self.s3().put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata or {})
         version = keys.job_version(answer.get("VersionId"), answer.get("ETag"))
         return Upload(bucket, key, version, keys.job_id_for(bucket, key, version))
 
@@ -306,6 +308,14 @@ class LocalPipeline:
                 outcome = "failed" if report_key in reports else None
             {"cutout": done, "failed": failed, None: missing}[outcome].append(key)
         return Accounting(done, failed, missing)
+
+    def use_profiles(self, profiles_file: str | None) -> None:
+        """Deploy other profiles: the functions read the new file from their next invocation on."""
+        from cutouts import runtime
+
+        self.profiles = load_profiles(profiles_file)
+        os.environ[t.ENV_NAMES["profiles_path"]] = write_canonical(self.profiles)
+        runtime.reset()
 
     def expected_outputs(self, key: str) -> list[tuple[str, str]]:
         """(output key, its report's key) for each output of the profile the key's path chooses."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import Any, cast
 
 from cutouts.settings import Settings, load_settings
 
@@ -86,7 +86,9 @@ def services(signing: bool = True) -> Any:
         gateway=PixazoGateway(
             cfg.gateway_base_url, cfg.gateway_model_path, gateway_key, clients["http"], cfg.http_timeout_seconds
         ),
-        signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret))) if signing else _NoSigner(),
+        signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret)))
+        if signing
+        else cast(CallbackSigner, _NoSigner()),
         metrics=PowertoolsRecorder(),
         media_policy=MediaPolicy(
             cfg.allowed_media_hosts, cfg.max_media_bytes, cfg.http_timeout_seconds, cfg.allow_http_media
