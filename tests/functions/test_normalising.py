@@ -1,6 +1,7 @@
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
@@ -8,6 +9,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 from cutouts import image_sniff, normalising
 from cutouts.normalising import NormaliseError, already_cut_out, master_from_cut_out, needs_normalising, normalise
 
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 MAX_PIXELS = 1_000_000
 
 
@@ -284,7 +286,7 @@ def test_needs_normalising_does_not_import_pillow():
         "needs_normalising(b'\\xff\\xd8\\xff\\xe0'); print('PIL' in sys.modules)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": "functions"}
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(FUNCTIONS_DIR)}
     )
     assert out.stdout.strip() == "False"
 

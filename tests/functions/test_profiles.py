@@ -1,5 +1,6 @@
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from cutouts.profiles import (
     output_key,
 )
 
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 SHOP = {
     "profiles": {
         "default": {"outputs": [{"name": "cutout", "format": "png"}]},
@@ -265,7 +267,7 @@ def test_profiles_does_not_import_pillow():
 
     code = "import sys; import cutouts.profiles; print('PIL' in sys.modules)"
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": "functions"}
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(FUNCTIONS_DIR)}
     )
     assert out.stdout.strip() == "False"
 

@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
@@ -7,6 +8,7 @@ from cutouts import rendering
 from cutouts.profiles import Profiles
 from cutouts.rendering import RenderError, render_output, render_profile
 
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 MAX_PIXELS = 50_000_000
 
 
@@ -275,6 +277,6 @@ def test_importing_rendering_does_not_import_pillow():
 
     code = "import sys; import cutouts.rendering; print('PIL' in sys.modules)"
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": "functions"}
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(FUNCTIONS_DIR)}
     )
     assert out.stdout.strip() == "False"
