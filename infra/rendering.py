@@ -25,10 +25,27 @@ from infra.config import StackConfig
 from infra.functions import CutoutsFunction
 from infra.storage import Storage
 
-# TODO(profiles bench): size from docs/profiles.md's measured peak for a 48 MP master (render ≤ 2x one
-# RGBA frame: 48 MP x 4 B = 192 MB, x2 = 384 MB, plus the encoded master and outputs and the runtime).
-# Until that figure is merged, 3008 MB: Lambda's CPU share grows with memory, and rendering is CPU-bound.
-RENDER_MEMORY_MB = 3008
+# Memory follows the pixel cap (a master is at most maxImagePixels) and the measured figures of
+# docs/profiles.md (`python -m bench --only render`): rendering peaks at 1.83x one decoded RGBA frame
+# (48 MP: 335 MB against 183 MB), plus ~160 MB of runtime (an estimate). Normalising an upload (same
+# function) holds up to three RGB frames at once (decoded, turned upright, the resized or encoded copy):
+# an estimate from normalising.py's steps, not a bench figure. Lambda gives CPU in proportion to memory.
+RENDER_PEAK_PER_RGBA_FRAME = 1.83
+NORMALISE_RGB_FRAMES = 3
+RUNTIME_MB = 160
+MIN_RENDER_MEMORY_MB, MAX_LAMBDA_MEMORY_MB = 512, 10_240
+
+
+def render_memory_mb(max_pixels: int) -> int:
+    """The render function's memory for masters and uploads of up to ``max_pixels`` (64 MB steps)."""
+    mib = 1024 * 1024
+    rendering = max_pixels * 4 * RENDER_PEAK_PER_RGBA_FRAME / mib
+    normalising = max_pixels * 3 * NORMALISE_RGB_FRAMES / mib
+    needed = max(rendering, normalising) + RUNTIME_MB
+    steps = -(-int(needed) // 64) * 64
+    return max(MIN_RENDER_MEMORY_MB, min(MAX_LAMBDA_MEMORY_MB, steps))
+
+
 RENDER_TIMEOUT = Duration.seconds(300)  # cutouts.derived_outputs.RENDER_LEASE_SECONDS is this plus room
 RENDER_BATCH_SIZE = 1  # one image a invocation: memory is sized for one master at a time
 NORMALISED_EXPIRY_DAYS = 2  # a normalised copy is needed only until the gateway has fetched it

@@ -29,12 +29,12 @@ from infra.observability import Observability
 from infra.packaging import RUNTIME_PYTHON, find_python
 from infra.profiles_config import PROFILES_PATH_IN_LAMBDA, load_profiles, profiles_layer
 from infra.rendering import (
-    RENDER_MEMORY_MB,
     RENDER_TIMEOUT,
     RenderQueues,
     connect_render_function,
     expire_normalised_copies,
     grant_rendering,
+    render_memory_mb,
 )
 from infra.secrets import Secrets
 from infra.storage import Storage
@@ -131,7 +131,7 @@ class CutoutsStack(Stack):
             RENDER_TIMEOUT,
             "Cutouts: renders each job's outputs from its master; prepares uploads (Pillow)",
             function=t.RENDER,
-            memory_size=RENDER_MEMORY_MB,
+            memory_size=render_memory_mb(config.max_image_pixels),
         )
         render.function.add_layers(imaging_layer(self))
         profiles = profiles_layer(self, load_profiles(config))

@@ -23,7 +23,9 @@ def _run(args: argparse.Namespace) -> int:
     if not source.is_dir():
         console.print(f"[red]--input {source} is not a directory[/red]")
         return 2
-    options = LocalOptions(gateway_url=args.gateway_url, api_key=args.api_key, log_level=args.log_level)
+    options = LocalOptions(
+        gateway_url=args.gateway_url, api_key=args.api_key, log_level=args.log_level, profiles_file=args.profiles
+    )
     output = Path(args.output)
     with LocalPipeline(options) as pipeline:
         gateway = args.gateway_url or f"built-in emulator at {pipeline.emulator.base_url if pipeline.emulator else ''}"
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--api-key", help="the key for --gateway-url (default: the emulator's key)")
     run.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every input (default 120)")
     run.add_argument("--log-level", default="ERROR", help="the functions' log level (default ERROR)")
+    run.add_argument("--profiles", help="output profiles (JSON, see docs/profiles.md; default: today's PNG cutout)")
     run.set_defaults(func=_run)
     gateway = commands.add_parser("gateway", help="run the gateway emulator on its own")
     add_gateway_arguments(gateway)
