@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import pillow_heif
+import pytest
 from PIL import Image, ImageOps
 
 from cutouts import keys
