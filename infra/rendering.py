@@ -146,8 +146,9 @@ def grant_rendering(
     normalised = bucket.arn_for_objects(f"{config.work_prefix}{NORMALISED}*")
     work = f"{config.work_prefix}"
 
-    # submit: find a normalised copy (HEAD) and presign it; ask for preparation.
-    submit.allow("ReadNormalisedInputs", ["s3:GetObject"], [normalised])
+    # submit: find a normalised copy (HEAD) and presign it; ask for preparation; de-duplication HEADs
+    # and copies a twin's result, which for a key with a rendering profile is its master.
+    submit.allow("ReadWork", ["s3:GetObject"], [normalised, masters])
     submit.allow("RequestRendering", ["sqs:SendMessage"], [queues.queue.queue_arn])
     # webhook and reconcile finish jobs: write the master (stream or copy), ask for rendering;
     # reconcile also presigns a normalised copy for a resubmission.
@@ -157,16 +158,20 @@ def grant_rendering(
         )
         fn.allow("RequestRendering", ["sqs:SendMessage"], [queues.queue.queue_arn])
     reconcile.allow("ReadNormalisedInputs", ["s3:GetObject"], [normalised])
-    for fn in (submit, reconcile):
+    # A missing master or copy must answer 404, not 403 (s3_objects.head_or_none).
+    for fn, read in (
+        (submit, (NORMALISED, MASTERS)),
+        (webhook, (MASTERS,)),
+        (reconcile, (NORMALISED, MASTERS)),
+    ):
         fn.allow(
             "SeeMissingWork",
             ["s3:ListBucket"],
             [bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{config.work_prefix}{NORMALISED}*"]}},
+            conditions={"StringLike": {"s3:prefix": [f"{config.work_prefix}{part}*" for part in read]}},
         )
-        nag.acknowledge_prefix_wildcard(fn.role, bucket, f"{config.work_prefix}{NORMALISED}")
-    for fn in (webhook, reconcile):
-        nag.acknowledge_prefix_wildcard(fn.role, bucket, f"{config.work_prefix}{MASTERS}")
+        for part in read:
+            nag.acknowledge_prefix_wildcard(fn.role, bucket, f"{config.work_prefix}{part}")
 
     # render: read uploads and masters, write masters, normalised copies, outputs and reports;
     # complete a job from an upload that is already cut out (the job table, the key's lease);

@@ -63,17 +63,25 @@ def _rendering_policies(ids: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     masters, normalised = f"{work}masters/", f"{work}normalised/"
     render_queue = {"Fn::GetAtt": [ids["render_queue"], "Arn"]}
     master_actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-    see_normalised = _list_under(ids, normalised)
-    see_normalised["Sid"] = "SeeMissingWork"
+
+    def see_work(*prefixes: str) -> dict[str, Any]:
+        statement = _list_under(ids, *prefixes)
+        statement["Sid"] = "SeeMissingWork"
+        return statement
+
     request = _stmt("sqs:SendMessage", render_queue, "RequestRendering")
     return {
-        "Submit": [_stmt("s3:GetObject", _objects(ids, normalised), "ReadNormalisedInputs"), request, see_normalised],
-        "Webhook": [_stmt(master_actions, _objects(ids, masters), "WriteMasters"), request],
+        "Submit": [
+            _stmt("s3:GetObject", [_objects(ids, normalised), _objects(ids, masters)], "ReadWork"),
+            request,
+            see_work(normalised, masters),
+        ],
+        "Webhook": [_stmt(master_actions, _objects(ids, masters), "WriteMasters"), request, see_work(masters)],
         "Reconcile": [
             _stmt(master_actions, _objects(ids, masters), "WriteMasters"),
             request,
             _stmt("s3:GetObject", _objects(ids, normalised), "ReadNormalisedInputs"),
-            see_normalised,
+            see_work(normalised, masters),
         ],
         "Render": [
             # Added by the render queue's event source mapping, on that queue only.
