@@ -65,9 +65,18 @@ class RerenderResult:
 
 
 def list_masters(
-    s3: Any, target: RenderTarget, profiles: Profiles, prefix: str | None, only_profile: str | None
+    s3: Any,
+    target: RenderTarget,
+    profiles: Profiles,
+    prefix: str | None,
+    only_profile: str | None,
+    latest_job_for: Callable[[str, str], str | None] = lambda bucket, key: None,
 ) -> Iterator[Master | str]:
-    """Each master under the prefix, with the profile it renders with now; a string says why one is skipped."""
+    """Each master under the prefix, with the profile it renders with now; a string says why one is skipped.
+
+    A master whose job is no longer the key's newest (a newer upload failed, or is still running)
+    is skipped: the render function would refuse it under the key's output lease anyway.
+    """
     relative_prefix = prefix or ""
     if relative_prefix.startswith(target.input_prefix):
         relative_prefix = relative_prefix[len(target.input_prefix) :]
@@ -90,6 +99,9 @@ def list_masters(
             if only_profile and profile.name != only_profile:
                 yield f"profile is not {only_profile}"
                 continue
+            if latest_job_for(target.bucket, source) not in (None, job_id):
+                yield "a newer upload of the key owns its outputs"
+                continue
             yield Master(obj["Key"], source, job_id, profile.name)
 
 
@@ -109,7 +121,8 @@ def rerender(
         raise UnknownProfile(only_profile, list(profiles.profiles))
     result = RerenderResult(dry_run=dry_run)
     masters: list[Master] = []
-    for found in list_masters(clients.s3, target, profiles, prefix, only_profile):
+    store = clients.store()
+    for found in list_masters(clients.s3, target, profiles, prefix, only_profile, store.latest_job_for):
         if isinstance(found, str):
             result.skipped[found] = result.skipped.get(found, 0) + 1
         else:
