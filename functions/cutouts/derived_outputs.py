@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from cutouts import constants as c
 from cutouts.job_outputs import job_profile
 from cutouts.job_store import COMPLETED, Job, Lease
-from cutouts.keys import cutout_metadata, failure_key_for, job_version, relative_key
+from cutouts.keys import cutout_metadata, failure_key_for, fits_s3_key, job_version, relative_key
 from cutouts.masters import master_key, normalised_key, output_report_key
 from cutouts.observability import logger
 from cutouts.outcomes import fail_new_job
@@ -94,7 +94,16 @@ def _write_outputs(job: Job, profile: Profile, master: bytes, services: Services
     failed: list[str] = []
     for spec, result in render_profile(master, profile, settings.max_image_pixels):
         report_key = output_report_key(job.key, settings.input_prefix, settings.failure_prefix, spec.name)
+        key = output_key(settings.output_prefix, relative, spec)
+        if not isinstance(result, RenderError) and not fits_s3_key(key):
+            result = RenderError("key-too-long", f"the output's key would be {len(key.encode())} bytes; S3 allows 1024")
         if isinstance(result, RenderError):
+            if not fits_s3_key(report_key):
+                logger.warning(
+                    "output failed; its report's key is too long too", output=spec.name, reason=result.reason
+                )
+                failed.append(spec.name)
+                continue
             reason = str(getattr(result, "reason", "render-failed"))
             report = FailureReport(
                 source_bucket=job.bucket,
@@ -110,7 +119,6 @@ def _write_outputs(job: Job, profile: Profile, master: bytes, services: Services
             services.metrics.failure(reason)
             failed.append(spec.name)
             continue
-        key = output_key(settings.output_prefix, relative, spec)
         metadata = cutout_metadata(job.key, job.version, job.job_id, job.request_id or "")
         metadata |= {PROFILE_METADATA_KEY: profile.name, OUTPUT_METADATA_NAME: spec.name}
         services.s3.put_object(
