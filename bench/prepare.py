@@ -6,9 +6,9 @@ measured in a fresh process as peak RSS (VmHWM) over a process that imported the
 against one decoded RGBA frame (w x h x 4):
 
 - an already cut-out RGBA PNG: ``already_cut_out`` then ``master_from_cut_out``;
-- a JPEG stored turned with EXIF Orientation 6: ``already_cut_out`` (answered from the head) then
+- a JPEG stored turned with EXIF Orientation 6: ``already_cut_out`` (answered from the head), then
   ``normalise`` (decode, turn upright: a second frame, encode JPEG);
-- an RGBA PNG whose alpha is opaque everywhere: ``normalise`` drops the alpha (a second frame).
+- an RGBA PNG whose alpha is opaque everywhere: ``already_cut_out`` decodes it, ``normalise`` passes it on.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ rgb.convert("RGBA").save(folder / "opaque-alpha.png", compress_level=1)
 INPUTS = {
     "cut-out.png": "already cut out RGBA PNG -> master",
     "turned.jpg": "JPEG with EXIF Orientation 6 -> upright JPEG",
-    "opaque-alpha.png": "RGBA PNG, alpha opaque -> JPEG",
+    "opaque-alpha.png": "RGBA PNG, alpha opaque -> passed on as it is",
 }
 
 
