@@ -72,25 +72,40 @@ def needs_normalising(head: bytes, max_pixels: int | None = None) -> bool:
     or an 8-bit gray or RGB PNG (no alpha to check for an existing cutout), within the pixel cap
     when one is given and the header declares the size.
     """
+    return not _gateway_ready(head, max_pixels, alpha=False)
+
+
+def _gateway_ready(head: bytes, max_pixels: int | None, alpha: bool) -> bool:
+    """An upright 8-bit JPEG or PNG (with ``alpha``: also gray+alpha or RGBA PNG) within the cap."""
     media = image_sniff.media_type_of(head)
     if media == JPEG:
         frame = image_sniff.jpeg_frame(head)
-        plain = frame is not None and frame.precision == 8 and frame.components in (1, 3) and frame.orientation == 1
+        ready = frame is not None and frame.precision == 8 and frame.components in (1, 3) and frame.orientation == 1
     elif media == PNG:
         header = image_sniff.png_header(head)
-        plain = header is not None and header.bit_depth == 8 and header.colour_type in (0, 2) and not header.has_exif
+        colour_types = (0, 2, 4, 6) if alpha else (0, 2)
+        ready = header is not None and header.bit_depth == 8 and header.colour_type in colour_types
+        ready = ready and header is not None and not header.has_exif
     else:
-        return True
-    if plain and max_pixels is not None:
+        return False
+    if ready and max_pixels is not None:
         pixels = image_sniff.declared_pixels(head)
-        plain = pixels is not None and pixels <= max_pixels
-    return not plain
+        ready = pixels is not None and pixels <= max_pixels
+    return ready
 
 
 def normalise(data: bytes, max_pixels: int, oversize: str = "downscale") -> Normalised:
     """An upright 8-bit PNG (alpha) or JPEG (opaque) of the first frame, within the pixel cap."""
     from PIL import Image
 
+    if _gateway_ready(data[: image_sniff.HEAD_BYTES], max_pixels, alpha=True):
+        # only here to have its alpha checked (not cut out): the gateway takes it as it is, and
+        # decoding and re-encoding it would cost two frames of memory for nothing
+        header = image_sniff.png_header(data) if data.startswith(b"\x89PNG") else None
+        size = _declared_size(data)
+        complete = b"IEND" in data[-16:] if header is not None else b"\xff\xd9" in data[-64:]
+        if size is not None and complete:  # a truncated file is decoded below, and reported
+            return Normalised(data, JPEG if header is None else PNG, size[0], size[1], False)
     image = _open(data)
     width, height = image.size
     too_many = width * height > max_pixels
@@ -134,29 +149,49 @@ def already_cut_out(
         image = _open(data)
         if not _has_alpha(image):
             return False
-        alpha = _upright(image).convert("RGBA").getchannel("A")
-    except NormaliseError:
+        image.load()
+    except (NormaliseError, OSError, SyntaxError, ValueError):
         return False
-    width, height = alpha.size
-    if width < 3 or height < 3 or max(alpha.histogram()[CUT_OUT_SUBJECT_ALPHA:]) == 0:
-        return False  # too small to judge, or no subject at all
+    # The EXIF orientation is not applied: turning or flipping maps the border onto itself, and
+    # "three of four sides" does not care which side is which. That saves a copy of the frame.
+    width, height = image.size
+    if width < 3 or height < 3:
+        return False
+
+    def alpha(box: tuple[int, int, int, int]) -> Image.Image:
+        part = image.crop(box)
+        return (part if part.mode == "RGBA" else part.convert("RGBA")).getchannel("A")
+
     edges = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height)]
     transparent_sides = 0
     for edge in edges:
-        histogram = alpha.crop(edge).histogram()
+        histogram = alpha(edge).histogram()
         if sum(histogram[:transparent_below]) >= side_share * sum(histogram):
             transparent_sides += 1
-    return transparent_sides >= sides
+    if transparent_sides < sides:
+        return False
+    # ...and there is a subject: some pixel at least half opaque (strip by strip, no full-size copy)
+    return any(
+        max(alpha((0, top, width, min(top + 256, height))).histogram()[CUT_OUT_SUBJECT_ALPHA:]) > 0
+        for top in range(0, height, 256)
+    )
 
 
 def master_from_cut_out(data: bytes, max_pixels: int) -> bytes:
     """The RGBA PNG master of an input that is already cut out: upright, 8-bit, within the cap."""
     from PIL import Image
 
+    head = data[: image_sniff.HEAD_BYTES]
+    header = image_sniff.png_header(head) if image_sniff.media_type_of(head) == PNG else None
+    complete = b"IEND" in data[-16:]
+    if header is not None and header.colour_type == 6 and complete and _gateway_ready(head, max_pixels, alpha=True):
+        return data  # already an upright 8-bit RGBA PNG within the cap: it is the master as it is
     image = _open(data)
     if image.size[0] * image.size[1] > max_pixels and image.format == "JPEG":
         image.draft(image.mode, _fit(image.size, max_pixels))
-    master = _eight_bit(_upright(image)).convert("RGBA")
+    master = _eight_bit(_upright(image))
+    if master.mode != "RGBA":
+        master = master.convert("RGBA")
     if master.width * master.height > max_pixels:
         master = master.resize(_fit(master.size, max_pixels), Image.Resampling.LANCZOS, reducing_gap=2.0)
     buffer = io.BytesIO()
@@ -194,11 +229,15 @@ def _open(data: bytes) -> Image.Image:
 
 
 def _upright(image: Image.Image) -> Image.Image:
-    """Decode and apply the EXIF orientation, so pixels look the way a browser shows the original."""
+    """Decode and apply the EXIF orientation, so pixels look the way a browser shows the original.
+
+    An upright image is returned as it is (``exif_transpose`` would copy it: one more frame).
+    """
     from PIL import ImageOps
 
     try:
-        upright = ImageOps.exif_transpose(image)
+        orientation = image.getexif().get(0x0112, 1)
+        upright = image if orientation == 1 else ImageOps.exif_transpose(image)
         upright.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise NormaliseError("undecodable", f"the image cannot be decoded: {exc}") from exc
@@ -219,14 +258,25 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     elif image.mode == "F":
         image = image.convert("L")
     elif _has_alpha(image):
-        image = image.convert("RGBA")
-        if image.getchannel("A").getextrema() == (255, 255):
+        if image.mode != "RGBA":
+            image = image.convert("RGBA")
+        if image.getextrema()[3] == (255, 255):  # type: ignore[misc]  # per band, no copy of the alpha
             image = image.convert("RGB")
     elif image.mode == "1":
         image = image.convert("L")
     elif image.mode not in ("L", "RGB"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, P without transparency
     return image
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    import struct
+
+    if data.startswith(b"\x89PNG") and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    width_or_none, height_or_none = image_sniff._jpeg_size(data[: image_sniff.HEAD_BYTES])
+    return None if width_or_none is None or height_or_none is None else (width_or_none, height_or_none)
 
 
 def _fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:

@@ -122,8 +122,14 @@ def test_every_accepted_format_becomes_an_upright_jpeg_of_the_same_picture(name)
     data = samples()[name]
     # When it is normalised
     result = normalise(data, MAX_PIXELS)
-    # Then the result is a JPEG the gateway takes, showing the same picture
-    assert result.content_type == "image/jpeg" and not result.downscaled
+    # Then the result is a JPEG the gateway takes, showing the same picture; an upright 8-bit PNG
+    # or JPEG (here only to have its alpha checked) is passed on as it is, not decoded and re-encoded
+    assert not result.downscaled
+    if name in ("png", "jpeg"):
+        assert result.data is data and (result.width, result.height) == (64, 48)
+        assert result.content_type == f"image/{name}"
+    else:
+        assert result.content_type == "image/jpeg"
     assert close(decode(result.data), reference(), tolerance=8.0)
 
 
@@ -335,3 +341,29 @@ def test_an_already_cut_out_webp_gives_an_rgba_png_master_with_its_own_alpha():
 def test_a_cut_out_master_over_the_cap_is_downscaled():
     master = decode(master_from_cut_out(encode(cutout((400, 320), (80, 40, 320, 320)), "PNG"), 20_000))
     assert master.width * master.height <= 20_000 and master.mode == "RGBA"
+
+
+def test_a_turned_cut_out_still_counts_and_its_master_is_upright():
+    # Given a cutout whose subject stands on the bottom edge, stored turned with EXIF orientation 6
+    image = cutout()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(image.transpose(Image.Transpose.ROTATE_90), "PNG", exif=exif.tobytes())
+    # Then it is still cut out (three transparent sides, whichever they are) and its master is upright
+    assert already_cut_out(data)
+    master = decode(master_from_cut_out(data, MAX_PIXELS))
+    assert ImageChops.difference(master.getchannel("A"), image.getchannel("A")).getbbox() is None
+
+
+def test_an_upright_rgba_png_is_passed_on_as_it_is():
+    # Given an 8-bit RGBA PNG photo (opaque alpha: not cut out) and an 8-bit RGBA PNG cutout
+    photo = encode(reference().convert("RGBA"), "PNG")
+    cut = encode(cutout(), "PNG")
+    assert needs_normalising(photo[:65536])  # its alpha must be looked at
+    # When the photo is normalised and the cutout made a master
+    # Then both are their own bytes: no decode, no re-encode, no second frame
+    assert normalise(photo, MAX_PIXELS).data is photo
+    assert master_from_cut_out(cut, MAX_PIXELS) is cut
+    # ...unless they are over the cap
+    assert normalise(photo, 1000).data is not photo
+    assert master_from_cut_out(cut, 1000) is not cut
