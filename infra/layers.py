@@ -49,7 +49,11 @@ def runtime_python_version(runtime: lambda_.Runtime = RUNTIME) -> str:
 
 def platform_tags(architecture: lambda_.Architecture = ARCHITECTURE) -> tuple[str, ...]:
     """pip ``--platform`` tags for the functions' architecture, newest glibc first."""
-    machine = _MACHINES[architecture.name]
+    return machine_platform_tags(_MACHINES[architecture.name])
+
+
+def machine_platform_tags(machine: str) -> tuple[str, ...]:
+    """The same tags for a machine name (``aarch64``, ``x86_64``): the bench builds a twin for its host."""
     return tuple(f"{tag}_{machine}" for tag in _MANYLINUX)
 
 
