@@ -25,13 +25,13 @@ from infra.config import StackConfig
 from infra.functions import CutoutsFunction
 from infra.storage import Storage
 
-# Memory follows the pixel cap (a master is at most maxImagePixels) and the measured figures of
-# docs/profiles.md (`python -m bench --only render`): rendering peaks at 1.83x one decoded RGBA frame
-# (48 MP: 335 MB against 183 MB), plus ~160 MB of runtime (an estimate). Normalising an upload (same
-# function) holds up to three RGB frames at once (decoded, turned upright, the resized or encoded copy):
-# an estimate from normalising.py's steps, not a bench figure. Lambda gives CPU in proportion to memory.
+# Memory follows the pixel cap (a master or an upload is at most maxImagePixels) and the figures
+# measured in docs/profiles.md: rendering `shop` peaks at 1.83x one decoded RGBA frame
+# (`python -m bench --only render`), preparing an upload (a turned 48 MP JPEG) at 2.25x
+# (`python -m bench.prepare`), plus ~160 MB of runtime (an estimate). 64 MP: 768 MB; 48 MP: 576 MB.
+# Lambda gives CPU in proportion to memory.
 RENDER_PEAK_PER_RGBA_FRAME = 1.83
-NORMALISE_RGB_FRAMES = 3
+PREPARE_PEAK_PER_RGBA_FRAME = 2.25
 RUNTIME_MB = 160
 MIN_RENDER_MEMORY_MB, MAX_LAMBDA_MEMORY_MB = 512, 10_240
 
@@ -39,9 +39,8 @@ MIN_RENDER_MEMORY_MB, MAX_LAMBDA_MEMORY_MB = 512, 10_240
 def render_memory_mb(max_pixels: int) -> int:
     """The render function's memory for masters and uploads of up to ``max_pixels`` (64 MB steps)."""
     mib = 1024 * 1024
-    rendering = max_pixels * 4 * RENDER_PEAK_PER_RGBA_FRAME / mib
-    normalising = max_pixels * 3 * NORMALISE_RGB_FRAMES / mib
-    needed = max(rendering, normalising) + RUNTIME_MB
+    frame_mb = max_pixels * 4 / mib
+    needed = frame_mb * max(RENDER_PEAK_PER_RGBA_FRAME, PREPARE_PEAK_PER_RGBA_FRAME) + RUNTIME_MB
     steps = -(-int(needed) // 64) * 64
     return max(MIN_RENDER_MEMORY_MB, min(MAX_LAMBDA_MEMORY_MB, steps))
 

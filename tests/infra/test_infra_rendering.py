@@ -14,7 +14,7 @@ from cutouts.profiles import Profiles
 from cutouts.settings_table import DEFAULTS, ENV_NAMES
 from infra.config import ConfigError, parse_config
 from infra.profiles_config import PROFILES_PATH_IN_LAMBDA, load_profiles
-from infra.rendering import RENDER_PEAK_PER_RGBA_FRAME, render_memory_mb
+from infra.rendering import PREPARE_PEAK_PER_RGBA_FRAME, render_memory_mb
 
 DEMO_PROFILES = Path(__file__).resolve().parents[2] / "samples" / "profiles.json"
 
@@ -73,7 +73,9 @@ def test_render_function_has_the_imaging_layer_and_memory_from_the_measured_figu
     # Then its memory covers a master at the pixel cap at the measured peak ratio, plus the runtime
     frame_mb = DEFAULTS["max_image_pixels"] * 4 / 2**20
     assert props["MemorySize"] == render_memory_mb(DEFAULTS["max_image_pixels"])
-    assert props["MemorySize"] >= frame_mb * RENDER_PEAK_PER_RGBA_FRAME + 160
+    assert props["MemorySize"] >= frame_mb * PREPARE_PEAK_PER_RGBA_FRAME + 160
+    # (docs/profiles.md: 768 MB at the default 64 MP cap, 576 MB at 48 MP)
+    assert (render_memory_mb(64_000_000), render_memory_mb(48_000_000)) == (768, 576)
     assert any(layer["Ref"].startswith("ImagingLayer") for layer in props["Layers"])
     # And the others keep their small memory and do not carry Pillow
     for handler in (c.SUBMIT_HANDLER, c.WEBHOOK_HANDLER, c.RECONCILE_HANDLER):
