@@ -17,9 +17,11 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-lambda.txt requirem
 
 dev: $(STAMP)
 
-demo: $(STAMP)  ## run the whole pipeline locally on the sample images; results in out/cutouts/ and out/failed/
+demo: $(STAMP)  ## run the whole pipeline locally on the sample images with the demo profiles; open out/index.html
 	rm -rf out
-	$(PY) -m local run --input samples/images --output out
+	$(PY) -m local run --input samples/images --output out --profiles samples/profiles.json
+	$(PY) -c "from pathlib import Path; from local.contact_sheet import write_contact_sheet as w; \
+	n = w(Path('samples/images'), Path('out'), Path('out/index.html')); print(f'out/index.html: {n} inputs')"
 
 test: $(STAMP) lint  ## the whole suite: unit, infra (synth, cdk-nag, cfn-lint), local end to end
 	$(PY) -m pytest -n 2 --dist loadfile

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.common import ROOT, Row
 
-SECTIONS = ("coldstart", "perimage", "memory", "throughput", "cost", "scale")
+SECTIONS = ("coldstart", "perimage", "memory", "throughput", "cost", "render", "scale")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -129,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         cold = max(r.figure for r in rows if r.section == "1 cold start")
         found, _ = cost.run(measured, cold_import_ms=cold)
         rows += found
+
+    if "render" in only:
+        from bench import render
+
+        step("rendering the shop profile (12 MP and 48 MP masters)")
+        rows += render.run(n=1 if quick else 3)
 
     scale_results: list[dict[str, Any]] = []
     if "scale" in only:

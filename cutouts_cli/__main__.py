@@ -14,13 +14,13 @@ from typing import Any
 
 from rich.console import Console
 
-from cutouts_cli.commands import backfill, resume, retry, status
+from cutouts_cli.commands import backfill, rerender, resume, retry, status
 from cutouts_cli.commands.output import print_failure
 from cutouts_cli.errors import DEBUG_ENV, EXIT_CODES_HELP, describe
 from cutouts_cli.target import Target, TargetError, target_from_stack
 
 # In the order --help lists them.
-COMMANDS = (backfill, status, retry, resume)
+COMMANDS = (backfill, status, retry, resume, rerender)
 
 EXAMPLES = """\
 examples:
@@ -30,6 +30,7 @@ examples:
   python -m cutouts_cli --stack Cutouts-dev retry --reason gateway-insufficient-balance
   python -m cutouts_cli --stack Cutouts-dev retry --include-dlq
   python -m cutouts_cli --stack Cutouts-dev resume --prefix 2024/ --dry-run
+  python -m cutouts_cli --stack Cutouts-dev rerender --prefix shop/ --dry-run
   python -m cutouts_cli status --json --endpoint-url http://127.0.0.1:5000 \\
       --bucket B --queue-url Q --dlq-url D --table T
 """

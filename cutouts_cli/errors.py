@@ -95,6 +95,10 @@ def describe(exc: BaseException, target: Target | None = None) -> Failure:
         return Failure(ExitCode.INTERRUPTED, "interrupted", "interrupted")
     if isinstance(exc, TargetError):
         return Failure(ExitCode.USAGE, "usage", str(exc))
+    from cutouts.profiles import ProfileError, UnknownProfile
+
+    if isinstance(exc, ProfileError | UnknownProfile):  # rerender's --profiles-file / --profile
+        return Failure(ExitCode.USAGE, "usage", str(exc).strip("'\""))
     client_error = _client_error_in(exc)
     if client_error is not None:
         return _describe_client_error(client_error, target)

@@ -106,6 +106,10 @@ class StackConfig:
     price_per_image_usd: float
     max_versions_per_key_per_day: int
     webhook_reserved_concurrency: int
+    profiles_file: str
+    work_prefix: str
+    oversize: str
+    skip_cut_out: bool
 
     def values(self) -> dict[str, Any]:
         """attribute -> value, for `settings_table.environment`."""
@@ -332,7 +336,23 @@ def _parser(setting: t.Setting) -> _Parser:
     return _PARSERS[setting.kind]
 
 
+def _as_oversize(key: str, raw: Any) -> str:
+    value = _as_str(key, raw).strip().lower()
+    if value not in t.OVERSIZE_CHOICES:
+        raise ConfigError(key, f"{value!r} must be one of {', '.join(t.OVERSIZE_CHOICES)}")
+    return value
+
+
+def _as_profiles_file(key: str, raw: Any) -> str:
+    value = _as_str(key, raw).strip()
+    if not value:
+        raise ConfigError(key, "must name a JSON file, e.g. profiles.json")
+    return value
+
+
 _PARSERS: dict[str, _Parser] = {
+    t.OVERSIZE: _as_oversize,
+    t.PROFILES_FILE: _as_profiles_file,
     t.STAGE: lambda k, v: _as_pattern(
         k, v, _STAGE, "use 1-20 lower-case letters, digits or '-', starting with a letter"
     ),
@@ -366,7 +386,7 @@ def _check_prefixes(cfg: StackConfig, given: frozenset[str] = frozenset()) -> No
     inputPrefix, not in the outputPrefix default it collides with.
     """
     inp, out, fail = cfg.input_prefix, cfg.output_prefix, cfg.failure_prefix
-    for key, other in (("outputPrefix", out), ("failurePrefix", fail)):
+    for key, other in (("outputPrefix", out), ("failurePrefix", fail), ("workPrefix", cfg.work_prefix)):
         blame_input = "inputPrefix" in given and key not in given
         if other.startswith(inp):
             if blame_input:
@@ -395,6 +415,8 @@ def _check_prefixes(cfg: StackConfig, given: frozenset[str] = frozenset()) -> No
             )
     if out == fail:
         raise ConfigError("failurePrefix", f"{fail!r} equals outputPrefix; failure reports need their own prefix")
+    if cfg.work_prefix in (out, fail):
+        raise ConfigError("workPrefix", f"{cfg.work_prefix!r} equals another prefix; masters need their own prefix")
 
 
 def _key(attr: str) -> str:
@@ -467,7 +489,15 @@ def parse_config(context: Mapping[str, Any]) -> StackConfig:
     _check_prefixes(cfg, frozenset(key for key in context if context[key] is not None))
     _check_consistency(cfg)
     _check_budgets(cfg)
+    _check_profiles(cfg)
     return cfg
+
+
+def _check_profiles(cfg: StackConfig) -> None:
+    """The profiles file is validated at synth, so a mistake is named before anything is deployed."""
+    from infra.profiles_config import load_profiles
+
+    load_profiles(cfg)
 
 
 def config_from_node(node: Any) -> StackConfig:

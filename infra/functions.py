@@ -117,6 +117,7 @@ class CutoutsFunction(Construct):
         description: str,
         environment: Mapping[str, str],
         reserved_concurrency: int | None = None,
+        memory_size: int = MEMORY_MB,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = stack_log_group(self, "Logs", config)
@@ -141,7 +142,7 @@ class CutoutsFunction(Construct):
             code=code,
             handler=handler,
             layers=[layer],
-            memory_size=MEMORY_MB,
+            memory_size=memory_size,
             timeout=timeout,
             reserved_concurrent_executions=reserved_concurrency,
             description=description,

@@ -54,6 +54,8 @@ SERVERLESS_LAMBDA_DLQ_REASON = {
     "reconciler finishes jobs whose callback was lost. There is no async event to capture.",
     "SigningKeySeed": "Invoked by CloudFormation as a custom resource, which waits for its answer and fails "
     "the deployment (with the function's log named) if none comes; there is nothing to replay later.",
+    "Render": "Invoked synchronously by the SQS event source mapping; failed requests go to the render "
+    "queue's dead-letter queue (redrive policy, alarmed), which a Lambda DLQ would not see.",
     "Reconcile": "Scheduled tick with no payload: a failed run is simply repeated at the next tick, so a "
     "dead-letter copy of the tick would hold nothing to replay.",
 }

@@ -19,14 +19,24 @@ from infra.api import CallbackApi
 from infra.config import StackConfig
 from infra.existing_bucket import check_existing_bucket, grant_bucket_key
 from infra.functions import (
+    MEMORY_MB,
     RECONCILE_TIMEOUT,
     WEBHOOK_TIMEOUT,
     CutoutsFunction,
     functions_code,
 )
-from infra.layers import dependency_layer
+from infra.layers import dependency_layer, imaging_layer
 from infra.observability import Observability
 from infra.packaging import RUNTIME_PYTHON, find_python
+from infra.profiles_config import PROFILES_PATH_IN_LAMBDA, load_profiles, profiles_layer
+from infra.rendering import (
+    RENDER_TIMEOUT,
+    RenderQueues,
+    connect_render_function,
+    expire_normalised_copies,
+    grant_rendering,
+    render_memory_mb,
+)
 from infra.secrets import Secrets
 from infra.signing_key import SigningKeySeed
 from infra.storage import Storage
@@ -64,6 +74,14 @@ class CutoutsStack(Stack):
         code = functions_code(self, code_dir, find_python(RUNTIME_PYTHON))
         layer = dependency_layer(self)
         env_values = self._environment_values(config, storage, secrets)
+        # Output profiles: validated at synth, read by the functions from a layer of their own.
+        render_queues = RenderQueues(self, "Rendering", config=config)
+        env_values |= {
+            "profiles_path": PROFILES_PATH_IN_LAMBDA,
+            "render_queue_url": render_queues.queue.queue_url,
+            "queue_url": storage.queue.queue_url,
+        }
+        expire_normalised_copies(storage, config)
 
         def make(
             construct_id: str,
@@ -73,6 +91,7 @@ class CutoutsStack(Stack):
             *,
             function: str,
             reserved_concurrency: int | None = None,
+            memory_size: int = MEMORY_MB,
         ) -> CutoutsFunction:
             return CutoutsFunction(
                 self,
@@ -85,6 +104,7 @@ class CutoutsStack(Stack):
                 description=description,
                 environment=t.environment(env_values, function),
                 reserved_concurrency=reserved_concurrency,
+                memory_size=memory_size,
             )
 
         webhook = make(
@@ -113,7 +133,20 @@ class CutoutsStack(Stack):
             "Cutouts: polls, resubmits or fails jobs whose callback never came",
             function=t.RECONCILE,
         )
+        render = make(
+            "Render",
+            c.RENDER_HANDLER,
+            RENDER_TIMEOUT,
+            "Cutouts: renders each job's outputs from its master; prepares uploads (Pillow)",
+            function=t.RENDER,
+            memory_size=render_memory_mb(config.max_image_pixels),
+        )
+        render.function.add_layers(imaging_layer(self))
+        profiles = profiles_layer(self, load_profiles(config))
+        for fn in (submit, webhook, reconcile, render):
+            fn.function.add_layers(profiles)
         self.submit, self.webhook, self.reconcile, self.api = submit, webhook, reconcile, api
+        self.render, self.render_queues = render, render_queues
 
         mapping = event_sources.SqsEventSource(
             storage.queue,
@@ -148,7 +181,17 @@ class CutoutsStack(Stack):
             fn.function.node.add_dependency(seed.resource)  # none runs before the key has a value
 
         self._grant(config, storage, secrets, submit, webhook, reconcile)
-        grant_bucket_key(config, (submit, webhook, reconcile))
+        grant_bucket_key(config, (submit, webhook, reconcile, render))
+        grant_rendering(
+            config, storage, render_queues, submit=submit, webhook=webhook, reconcile=reconcile, render=render
+        )
+        # The render function ends jobs too (an upload already cut out completes there): it announces them.
+        render.allow(
+            "PutCompletionEvents",
+            ["events:PutEvents"],
+            [self.format_arn(service="events", resource="event-bus", resource_name=c.EVENT_BUS_NAME)],
+            {"StringEquals": {"events:source": c.EVENT_SOURCE}},
+        )
         observability = Observability(
             self,
             "Observability",
@@ -159,8 +202,20 @@ class CutoutsStack(Stack):
                 "Submit": submit.function,
                 "Webhook": webhook.function,
                 "Reconcile": reconcile.function,
+                "Render": render.function,
             },
             api=api.api,
+        )
+        connect_render_function(render, render_queues, observability.topic)
+        CfnOutput(self, c.OUTPUT_RENDER_QUEUE_URL, value=render_queues.queue.queue_url, description="Render queue")
+        CfnOutput(
+            self, c.OUTPUT_RENDER_FUNCTION_NAME, value=render.function.function_name, description="Render function"
+        )
+        CfnOutput(
+            self,
+            c.OUTPUT_WORK_LOCATION,
+            value=f"s3://{storage.bucket.bucket_name}/{config.work_prefix}",
+            description="Masters (kept results) and normalised inputs",
         )
         nag.acknowledge_stack_level_constructs(self)
         self._outputs(config, storage, secrets, api, observability, submit, webhook, reconcile)

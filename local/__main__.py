@@ -95,6 +95,7 @@ def _run_pipeline(args: argparse.Namespace, source: Path, output: Path, progress
         log_level=args.log_level,
         daily_budget_usd=args.daily_budget_usd,
         price_per_image_usd=args.price_per_image_usd,
+        profiles_file=args.profiles,
     )
     pipeline = LocalPipeline(options)
     try:  # not `with`: a signal during start() must stop what start() had started
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         default=LOCAL_DEFAULTS["price_per_image_usd"],
         help="what the spend guard reserves per POST (default %(default)s)",
     )
+    run.add_argument("--profiles", help="output profiles (JSON, see docs/profiles.md; default: today's PNG cutout)")
     run.set_defaults(func=_run)
     up = commands.add_parser("up", help="start the local stack and keep it running for the CLI until Ctrl-C")
     add_up_arguments(up)

@@ -24,6 +24,7 @@ from local.event_capture import EventCapture
 from local.gateway_emulator import FaultConfig, GatewayEmulator
 from local.lambda_runtime import ExecutionEnvironments, HttpApi, Schedule, SqsEventSource
 from local.moto_server import AwsFaultConfig
+from local.render_stack import create_render_queue, load_profiles, write_canonical
 
 DEFAULT_API_KEY = "local-test-key"  # the emulator's key; not a secret
 
@@ -60,6 +61,8 @@ class LocalOptions:
     unversioned_bucket: bool = False  # also a bucket never versioned, notifying the same queue
     daily_budget_usd: float = t.DEFAULTS["daily_budget_usd"]
     price_per_image_usd: float = t.DEFAULTS["price_per_image_usd"]
+    profiles_file: str | None = None  # output profiles (JSON); None: the default profile, today's PNG cutout
+    render_environments: int = 2
 
 
 class Upload(NamedTuple):
@@ -132,6 +135,13 @@ class LocalPipeline:
         )
         self.events = EventCapture(self.resources.client)  # the run's completion events (events.jsonl)
         self.events.start()
+        self.profiles = load_profiles(opts.profiles_file)
+        self.render_queue = create_render_queue(
+            self._resources.client("sqs"),
+            self._resources.bucket.removesuffix("-bucket"),
+            opts.visibility_timeout,
+            opts.max_receives,
+        )
         api = HttpApi(self._invoke_webhook)
         api.start()
         self._parts.append(api)
@@ -147,9 +157,19 @@ class LocalPipeline:
             concurrency=opts.pollers,
         )
         schedule = Schedule(self.handlers["reconcile"].invoke, opts.reconcile_every)
+        renderer = SqsEventSource(
+            sqs,
+            self.render_queue.url,
+            self.render_queue.arn,
+            self.handlers["render"].invoke,
+            concurrency=opts.render_environments,
+            function_name="render",
+        )
         poller.start()
         schedule.start()
-        self._parts += [poller, schedule]
+        renderer.start()
+        self._parts += [poller, schedule, renderer]
+        self.renderer = renderer
         self.poller, self.schedule, self.api = poller, schedule, api
         return self
 
@@ -191,6 +211,9 @@ class LocalPipeline:
             "allowed_media_hosts": (media.netloc.lower(),),
             "allow_http_media": media.scheme == "http",
             "dlq_url": res.dlq_url,
+            "profiles_path": write_canonical(self.profiles),
+            "render_queue_url": self.render_queue.url,
+            "queue_url": res.queue_url,
         }
         os.environ.update(
             {
@@ -205,11 +228,17 @@ class LocalPipeline:
         from cutouts import runtime
 
         runtime.reset()
-        sizes = {"submit": opts.pollers, "webhook": opts.webhook_environments, "reconcile": 1}
+        sizes = {
+            "submit": opts.pollers,
+            "webhook": opts.webhook_environments,
+            "reconcile": 1,
+            "render": opts.render_environments,
+        }
         for name, path in (
             ("submit", c.SUBMIT_HANDLER),
             ("webhook", c.WEBHOOK_HANDLER),
             ("reconcile", c.RECONCILE_HANDLER),
+            ("render", c.RENDER_HANDLER),
         ):
             self.handlers[name] = ExecutionEnvironments(path.rsplit(".", 1)[0], sizes[name])
         from cutouts.observability import logger
@@ -228,11 +257,13 @@ class LocalPipeline:
         """Put one object under the input prefix, as a user would; return the S3 key."""
         return self.put(relative_key, data, bucket).key
 
-    def put(self, relative_key: str, data: bytes, bucket: str | None = None) -> Upload:
+    def put(
+        self, relative_key: str, data: bytes, bucket: str | None = None, metadata: dict[str, str] | None = None
+    ) -> Upload:
         """Like :meth:`upload`, naming the version put and the job id the functions will give it."""
         bucket = bucket or self.resources.bucket
         key = self.options.input_prefix + relative_key
-        answer = self.s3().put_object(Bucket=bucket, Key=key, Body=data)
+        answer = self.s3().put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata or {})
         version = keys.job_version(answer.get("VersionId"), answer.get("ETag"))
         return Upload(bucket, key, version, keys.job_id_for(bucket, key, version))
 
@@ -267,20 +298,18 @@ class LocalPipeline:
         parked: list[str] = []
         missing: list[str] = []
         for key in input_keys:
-            output_key = keys.output_key_for(key, opts.input_prefix, opts.output_prefix)
             report_key = keys.failure_key_for(key, opts.input_prefix, opts.failure_prefix)
+            # Done when each output of the key's profile (or that output's own report) exists.
+            output_key = self._all_outputs(key, outputs, reports)
             if key in newest:
                 if key not in settled:
                     outcome = self._outcome_of(
-                        bucket,
-                        newest[key],
-                        output_key if output_key in outputs else None,
-                        report_key if report_key in reports else None,
+                        bucket, newest[key], output_key, report_key if report_key in reports else None
                     )
                     if outcome:
                         settled[key] = outcome
                 outcome = settled.get(key)
-            elif output_key in outputs:
+            elif output_key is not None:
                 outcome = "cutout"
             else:
                 outcome = "failed" if report_key in reports else None
@@ -294,6 +323,37 @@ class LocalPipeline:
         job_id = job_id or self.job_store().latest_job_for(bucket, key)
         job = self.job_store().get(job_id) if job_id else None
         return job is not None and job.status == PARKED
+
+    def use_profiles(self, profiles_file: str | None) -> None:
+        """Deploy other profiles: the functions read the new file from their next invocation on."""
+        from cutouts import runtime
+
+        self.profiles = load_profiles(profiles_file)
+        os.environ[t.ENV_NAMES["profiles_path"]] = write_canonical(self.profiles)
+        runtime.reset()
+
+    def expected_outputs(self, key: str) -> list[tuple[str, str]]:
+        """(output key, its report's key) for each output of the profile the key's path chooses."""
+        from cutouts.masters import output_report_key
+        from cutouts.profiles import output_key
+
+        opts = self.options
+        relative = keys.relative_key(key, opts.input_prefix)
+        profile = self.profiles.choose(relative)
+        return [
+            (
+                output_key(opts.output_prefix, relative, spec),
+                output_report_key(key, opts.input_prefix, opts.failure_prefix, spec.name),
+            )
+            for spec in profile.outputs
+        ]
+
+    def _all_outputs(self, key: str, outputs: set[str], reports: set[str]) -> str | None:
+        """The first output's key once every output (or its report) exists; None if one is missing."""
+        expected = self.expected_outputs(key)
+        if all(out in outputs or report in reports for out, report in expected):
+            return next((out for out, _ in expected if out in outputs), None)
+        return None
 
     def _outcome_of(self, bucket: str, job_id: str, output_key: str | None, report_key: str | None) -> str | None:
         """ "cutout" or "failed" if that job has ended with its own output in place (given keys exist), else None."""

@@ -49,6 +49,10 @@ class Sample:
     subject_more: list[Point] = field(default_factory=list)
     background_more: list[Point] = field(default_factory=list)
     save_options: dict[str, Any] = field(default_factory=dict)
+    # what the input needs before the gateway sees it (None: nothing): "exif-orientation-6" (stored
+    # turned, with the EXIF tag that turns it back; size and points are as a browser shows it),
+    # "heic" (an iPhone's format), "already-cut-out" (its own alpha is the master; no gateway call)
+    handling: str | None = None
 
 
 def vertical_gradient(top: tuple[int, int, int], bottom: tuple[int, int, int]):
@@ -69,6 +73,10 @@ def horizontal_gradient(left: tuple[int, int, int], right: tuple[int, int, int])
 
 def plain(colour: tuple[int, int, int]):
     return lambda size: Image.new("RGB", size, colour)
+
+
+def transparent(size: Point) -> Image.Image:
+    return Image.new("RGBA", size, (0, 0, 0, 0))
 
 
 def s(*values: float) -> list[float]:
@@ -153,6 +161,31 @@ def draw_beach_ball(image: Image.Image, d: ImageDraw.ImageDraw) -> None:
     d.ellipse(s(146, 146, 174, 174), fill=(250, 250, 250), outline=(40, 40, 40), width=3 * SCALE)
 
 
+def draw_sneaker(image: Image.Image, d: ImageDraw.ImageDraw) -> None:
+    d.rounded_rectangle(
+        s(40, 200, 340, 250), radius=20 * SCALE, fill=(245, 245, 245), outline=(90, 90, 90), width=3 * SCALE
+    )  # sole
+    d.polygon(s(60, 205, 80, 110, 170, 100, 250, 150, 330, 170, 335, 205), fill=(214, 52, 44))  # upper
+    d.line(s(110, 130, 200, 125), fill=(250, 250, 250), width=6 * SCALE)  # laces
+    d.line(s(120, 150, 215, 145), fill=(250, 250, 250), width=6 * SCALE)
+    d.polygon(s(180, 185, 300, 175, 310, 195, 190, 200), fill=(30, 30, 30))  # stripe
+
+
+def draw_teapot(image: Image.Image, d: ImageDraw.ImageDraw) -> None:
+    teal = (24, 128, 128)
+    d.ellipse(s(90, 120, 290, 300), fill=teal)  # body
+    d.polygon(s(270, 200, 350, 130, 360, 140, 290, 240), fill=teal)  # spout
+    d.rounded_rectangle(s(40, 160, 110, 260), radius=30 * SCALE, fill=(16, 96, 96))  # handle
+    d.ellipse(s(150, 96, 230, 136), fill=(16, 96, 96))  # lid
+    d.ellipse(s(178, 76, 202, 100), fill=(230, 190, 60))  # knob
+
+
+def draw_lamp(image: Image.Image, d: ImageDraw.ImageDraw) -> None:
+    d.polygon(s(100, 60, 220, 60, 270, 170, 50, 170), fill=(250, 214, 120))  # shade
+    d.rectangle(s(152, 170, 168, 330), fill=(80, 80, 90))  # stem
+    d.ellipse(s(90, 320, 230, 360), fill=(60, 60, 70))  # base
+
+
 SAMPLES = [
     Sample(
         path="red apple.jpg",
@@ -226,6 +259,45 @@ SAMPLES = [
         description="a beach ball whose white panels match the white background (PNG)",
         save_options={"optimize": True},
     ),
+    Sample(
+        path="shop/sneaker.jpg",
+        size=(384, 320),
+        draw=draw_sneaker,
+        background=plain((244, 244, 240)),
+        subject=(200, 160),
+        background_point=(20, 20),
+        subject_more=[(100, 225)],  # the sole
+        background_more=[(360, 60)],
+        description="a red sneaker, stored turned with EXIF Orientation 6: it must come out upright (JPEG)",
+        save_options={"quality": 88},
+        handling="exif-orientation-6",
+    ),
+    Sample(
+        path="shop/teapot.heic",
+        size=(384, 352),
+        draw=draw_teapot,
+        background=plain((236, 236, 244)),
+        subject=(190, 220),
+        background_point=(20, 20),
+        subject_more=[(190, 88)],  # the knob
+        background_more=[(360, 330)],
+        description="a teal teapot, as an iPhone writes it (HEIC)",
+        save_options={"quality": 80},
+        handling="heic",
+    ),
+    Sample(
+        path="shop/lamp cutout.png",
+        size=(320, 384),
+        draw=draw_lamp,
+        background=transparent,
+        subject=(160, 120),
+        background_point=(20, 20),
+        subject_more=[(160, 250)],  # the stem
+        background_more=[(300, 300)],
+        description="a table lamp that is already cut out: its own alpha is the master (PNG)",
+        save_options={"optimize": True},
+        handling="already-cut-out",
+    ),
 ]
 
 
@@ -236,13 +308,26 @@ def render(sample: Sample) -> Image.Image:
     return image.resize(sample.size, Image.Resampling.LANCZOS)
 
 
+def save(image: Image.Image, target: Path, sample: Sample) -> None:
+    if sample.handling == "exif-orientation-6":
+        exif = Image.Exif()
+        exif[0x0112] = 6  # a viewer turns the stored pixels 90 degrees clockwise
+        image.transpose(Image.Transpose.ROTATE_90).save(target, exif=exif.tobytes(), **sample.save_options)
+    elif sample.handling == "heic":
+        from pillow_heif import from_pillow  # dev requirement; only this sample needs it
+
+        from_pillow(image).save(target, **sample.save_options)
+    else:
+        image.save(target, **sample.save_options)
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent
     images: dict[str, dict[str, object]] = {}
     for sample in SAMPLES:
         target = out / IMAGES_DIR / sample.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        render(sample).save(target, **sample.save_options)
+        save(render(sample), target, sample)
         images[sample.path] = {
             "width": sample.size[0],
             "height": sample.size[1],
@@ -251,6 +336,7 @@ def main(argv: list[str]) -> int:
             "subject_more": [list(p) for p in sample.subject_more],
             "background_more": [list(p) for p in sample.background_more],
             "description": sample.description,
+            **({"handling": sample.handling} if sample.handling else {}),
         }
         print(f"{target}  {target.stat().st_size} bytes")
     manifest = {

@@ -6,10 +6,12 @@ from datetime import datetime
 
 from cutouts import constants as c
 from cutouts.gateway import COMPLETED, ERROR, FAILED, PROCESSING, QUEUED, JobStatus
+from cutouts.job_outputs import job_profile, keep_master_copy, renders, store_master
 from cutouts.job_store import COMPLETED as COMPLETED_STATUS
 from cutouts.job_store import SUPERSEDED, Job, Lease
 from cutouts.keys import cutout_metadata, failure_key_for, output_key_for
 from cutouts.leases import output_lease_seconds
+from cutouts.masters import master_key
 from cutouts.outcomes import Outcome, OutputBusy, fail_job, still_superseded
 from cutouts.reports import remove_failure_report
 from cutouts.safe_download import MediaRejected, MediaUnavailable, fetch_media_to_s3
@@ -86,8 +88,16 @@ def _complete(job: Job, status: JobStatus, services: Services, now: float) -> Ou
     if lease is Lease.BUSY:
         return RETRY_LATER
     try:
-        output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
-        written = _write_cutout(job, status, output_key, services, now)
+        profile = job_profile(job, services)
+        if renders(profile):
+            assert profile is not None
+            output_key = master_key(job.key, settings.input_prefix, settings.work_prefix)
+            written = store_master(job, status, profile, services, now)
+        else:
+            output_key = output_key_for(job.key, settings.input_prefix, settings.output_prefix)
+            written = _write_cutout(job, status, output_key, services, now)
+            if written == Outcome.COMPLETED:
+                keep_master_copy(job, output_key, services)
     finally:
         services.store.release_output(job.bucket, job.key, job.job_id)
     if written != "completed":

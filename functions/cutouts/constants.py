@@ -19,6 +19,7 @@ STATUS_INDEX_SORT_KEY: Final = "updated_at"  # epoch seconds, number
 SUBMIT_HANDLER: Final = "cutouts.handlers.submit.handler"
 WEBHOOK_HANDLER: Final = "cutouts.handlers.webhook.handler"
 RECONCILE_HANDLER: Final = "cutouts.handlers.reconcile.handler"
+RENDER_HANDLER: Final = "cutouts.handlers.render.handler"
 
 # HTTP API callback route: POST /callback/{job_id}?attempt=N&token=T
 CALLBACK_PATH: Final = "/callback"
@@ -132,3 +133,6 @@ OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
 OUTPUT_SUBMIT_FUNCTION_NAME: Final = "SubmitFunctionName"
 OUTPUT_WEBHOOK_FUNCTION_NAME: Final = "WebhookFunctionName"
 OUTPUT_RECONCILE_FUNCTION_NAME: Final = "ReconcileFunctionName"
+OUTPUT_RENDER_FUNCTION_NAME: Final = "RenderFunctionName"
+OUTPUT_RENDER_QUEUE_URL: Final = "RenderQueueUrl"
+OUTPUT_WORK_LOCATION: Final = "WorkLocation"

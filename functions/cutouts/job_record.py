@@ -51,6 +51,8 @@ class Job:
     parked_reason: str | None = None  # why the spend guard parked it: "daily-budget" or "monthly-budget"
     parked_at: float | None = None
     resumed_at: float | None = None  # left PARKED: its maximum age counts from here, not from the upload
+    profile: str | None = None  # the output profile chosen at submission (cutouts/profiles.py)
+    submit_key: str | None = None  # a normalised copy submitted instead of the upload (work prefix)
 
     @property
     def is_final(self) -> bool:

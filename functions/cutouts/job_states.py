@@ -76,7 +76,7 @@ class Transition(NamedTuple):
 
 _ENDING = ("finished_at", "reason", "error", "expires_at")
 _COMPLETING = ("finished_at", "output_key", "expires_at")
-_NEW_JOB = (*IDENTITY, "content_hash", "uploaded_at")
+_NEW_JOB = (*IDENTITY, "content_hash", "uploaded_at", "profile", "submit_key")
 
 TRANSITIONS: dict[str, Transition] = {
     # Submit: everything free is checked first, then the claim and the POST follow at once.

@@ -85,7 +85,14 @@ class FailureReport(NamedTuple):
 def advice_for(reason: str) -> str:
     """What to do about a reason, wherever it came from: a waiter that shares a gateway refusal
     (single_flight) and the CLI's status need the gateway's advice as much as its own report did."""
-    return ADVICE.get(reason) or GATEWAY_ADVICE.get(reason) or GENERIC_ADVICE
+    return ADVICE.get(reason) or GATEWAY_ADVICE.get(reason) or _imaging_advice().get(reason) or GENERIC_ADVICE
+
+
+def _imaging_advice() -> dict[str, str]:
+    """Profiles, rendering and normalising keep their reasons' advice beside the code that raises them."""
+    from cutouts import normalising, profiles, rendering
+
+    return {**profiles.ADVICE, **rendering.ADVICE, **normalising.ADVICE}
 
 
 def write_failure_report(s3: Any, bucket: str, report_key: str, report: FailureReport) -> None:

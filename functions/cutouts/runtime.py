@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import Any, cast
 
 from cutouts.settings import Settings, load_settings
 
@@ -50,6 +50,15 @@ def sqs() -> Any:
     return _clients()["sqs"]
 
 
+@functools.cache
+def profiles() -> Any:
+    """The deployed output profiles (validated at synth, read once); none configured: the default."""
+    from cutouts.profiles import Profiles
+
+    path = settings().profiles_path
+    return Profiles.load(path) if path else Profiles.default()
+
+
 def _secret(name: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 
@@ -67,8 +76,18 @@ def gateway_key() -> str:
     return read_gateway_key(lambda: parameters.get_secret(cfg.gateway_key_secret, max_age=cfg.secret_max_age_seconds))
 
 
-def services() -> Any:
-    """The use cases' collaborators; cheap to build, so the signing keys follow rotation."""
+class _NoSigner:
+    """The render function's stand-in: it never signs or verifies a callback, so it reads no signing key."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("this function has no callback signing key")
+
+
+def services(signing: bool = True) -> Any:
+    """The use cases' collaborators; cheap to build, so the signing keys follow rotation.
+
+    ``signing=False``: without the callback signer (the render function, which is not granted the key).
+    """
     import time
 
     from cutouts.callback_token import CallbackSigner, signing_keys_from_secret
@@ -100,13 +119,16 @@ def services() -> Any:
         gateway=PixazoGateway(
             cfg.gateway_base_url, cfg.gateway_model_path, gateway_key, clients["http"], cfg.http_timeout_seconds
         ),
-        signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret))),
+        signer=CallbackSigner(signing_keys_from_secret(_secret(cfg.signing_secret)))
+        if signing
+        else cast(CallbackSigner, _NoSigner()),
         metrics=metrics,
         media_policy=MediaPolicy(
             cfg.allowed_media_hosts, cfg.max_media_bytes, cfg.http_timeout_seconds, cfg.allow_http_media
         ),
         sqs=clients["sqs"],
         events=announcer,
+        profiles=profiles(),
     )
 
 
@@ -114,6 +136,7 @@ def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
     settings.cache_clear()
     _clients.cache_clear()
+    profiles.cache_clear()
     try:
         from aws_lambda_powertools.utilities import parameters
 

@@ -45,3 +45,4 @@ class Services:
     resolve: Resolver = system_resolver
     sqs: Any = None
     events: Any = None  # job_events.EventAnnouncer: the reconciler sends the events still pending
+    profiles: Any = None  # cutouts.profiles.Profiles; None: today's one PNG cutout, nothing rendered

@@ -53,6 +53,12 @@ class Settings(NamedTuple):
     monthly_budget_usd: float
     price_per_image_usd: float
     max_versions_per_key_per_day: int
+    profiles_path: str
+    work_prefix: str
+    oversize: str
+    skip_cut_out: bool
+    render_queue_url: str
+    queue_url: str
 
 
 def _str(env: Mapping[str, str], s: t.Setting) -> str:
@@ -119,7 +125,15 @@ def _hosts(env: Mapping[str, str], s: t.Setting) -> frozenset[str]:
     return hosts or frozenset(s.default)
 
 
+def _oversize(env: Mapping[str, str], s: t.Setting) -> str:
+    value = (env.get(s.env or "") or s.default).strip().lower()
+    if value not in t.OVERSIZE_CHOICES:
+        raise SettingsError(f"setting {s.env}={value!r} must be one of {', '.join(t.OVERSIZE_CHOICES)}")
+    return str(value)
+
+
 _READERS: dict[str, Callable[[Mapping[str, str], t.Setting], Any]] = {
+    t.OVERSIZE: _oversize,
     t.STR: _str,
     t.PATH: _str,
     t.URL: _url,
@@ -134,7 +148,7 @@ _READERS: dict[str, Callable[[Mapping[str, str], t.Setting], Any]] = {
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping (os.environ in Lambda)."""
     settings = Settings(**{s.attr: _READERS[s.kind](env, s) for s in t.ENV_SETTINGS})
-    for attr in ("output_prefix", "failure_prefix"):
+    for attr in ("output_prefix", "failure_prefix", "work_prefix"):
         prefix = getattr(settings, attr)
         if prefix.startswith(settings.input_prefix) or settings.input_prefix.startswith(prefix):
             raise SettingsError(f"setting {t.ENV_NAMES[attr]}={prefix!r} overlaps the input prefix: it would loop")

@@ -31,12 +31,16 @@ SECRET_NAME: Final = "secret-name"
 EMAIL: Final = "email"
 LOG_RETENTION: Final = "log-retention"
 RESERVED_CONCURRENCY: Final = "reserved-concurrency"
+PROFILES_FILE: Final = "profiles-file"  # a profiles JSON file, validated at synth (cutouts/profiles.py)
+OVERSIZE: Final = "oversize"  # "downscale" | "fail" (context and environment)
+OVERSIZE_CHOICES: Final = ("downscale", "fail")
 
 # The deployed functions whose environment holds a setting.
 SUBMIT: Final = "submit"
 WEBHOOK: Final = "webhook"
 RECONCILE: Final = "reconcile"
-ALL: Final = (SUBMIT, WEBHOOK, RECONCILE)
+RENDER: Final = "render"  # renders a job's outputs from its master, normalises inputs (Pillow)
+ALL: Final = (SUBMIT, WEBHOOK, RECONCILE, RENDER)
 
 
 class Setting(NamedTuple):
@@ -99,6 +103,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("price_per_image_usd", "pricePerImageUsd", "CUTOUTS_PRICE_PER_IMAGE_USD", FLOAT, 0.018, 0.0001, 100, functions=(SUBMIT, RECONCILE), help="what one accepted POST costs at the gateway; reserved against the budgets"),
     Setting("max_versions_per_key_per_day", "maxVersionsPerKeyPerDay", "CUTOUTS_MAX_VERSIONS_PER_KEY_PER_DAY", INT, 20, 1, 1000, functions=(SUBMIT,), help="more uploads of one key in a UTC day are a loop: not submitted that day, reported as `upload-loop`"),
     Setting("webhook_reserved_concurrency", "webhookReservedConcurrency", None, RESERVED_CONCURRENCY, 20, help="1–900 (AWS keeps 100 of the account's concurrency unreserved; default account limit 1000), and at least 4 × `maxConcurrency`: the webhook's reserved concurrency, also the callback route's burst; the route's rate is 4 × `maxConcurrency` a second (2 submissions a second per submit slot, each called back at most twice)"),
+    Setting("profiles_file", "profilesFile", None, PROFILES_FILE, "profiles.json", help="output profiles (JSON, see docs/profiles.md), relative to the repository root; validated at synth; no file at the default path means one `default` profile writing today's PNG cutout"),
+    Setting("profiles_path", None, "CUTOUTS_PROFILES_PATH", STR, "", help="the validated profiles file inside the functions' profiles layer; empty: the default profile"),
+    Setting("work_prefix", "workPrefix", "CUTOUTS_WORK_PREFIX", PREFIX, "work/", help="end with `/`; masters (the gateway's result, kept for `rerender`) under `masters/`, normalised inputs under `normalised/` (expire after 2 days); outside the input prefix"),
+    Setting("oversize", "oversize", "CUTOUTS_OVERSIZE", OVERSIZE, "downscale", help="`downscale` (an input over `maxImagePixels` is downscaled to fit before submission) or `fail` (it is reported as `too-many-pixels`)"),
+    Setting("skip_cut_out", "skipCutOut", "CUTOUTS_SKIP_CUT_OUT", BOOL, True, help="an input whose alpha already makes its border transparent is not sent to the gateway: its own alpha is the master (metric `GatewayCallsSaved`)"),
+    Setting("render_queue_url", None, "CUTOUTS_RENDER_QUEUE_URL", STR, "", functions=(SUBMIT, WEBHOOK, RECONCILE), help="the render queue (outputs and input preparation)"),
+    Setting("queue_url", None, "CUTOUTS_QUEUE_URL", STR, "", functions=(RENDER,), help="the upload queue: a prepared (normalised) input goes back to submission through it"),
 )
 # fmt: on
 

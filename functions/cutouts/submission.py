@@ -20,6 +20,7 @@ from cutouts import constants as c
 from cutouts.content_cache import reuse_cutout
 from cutouts.gateway import GatewayInDoubt, GatewayPermanentError, GatewayTransientError
 from cutouts.image_sniff import RejectedImage
+from cutouts.job_outputs import job_profile, renders
 from cutouts.job_store import COMPLETED, RETRY, SUPERSEDED, Job, Lease
 from cutouts.keys import (
     MAX_METADATA_BYTES,
@@ -39,6 +40,7 @@ from cutouts.reports import cutout_owner, remove_failure_report
 from cutouts.services import Services
 from cutouts.single_flight import wait_or_pay
 from cutouts.source_reader import SourceBytes, SourceGone, SourceReplaced, read_source
+from cutouts.source_routing import route_upload
 from cutouts.spend_guard import BUDGET_REASONS, announce_parked, give_back, parked_because, reserve, upload_loop
 from cutouts.spend_records import Reserved
 
@@ -99,10 +101,14 @@ def submit_source(source: SourceObject, services: Services, now: float, final_de
     unfit = unwritable_outputs(job, services)
     if unfit is not None:
         return _ended(fail_new_job(job, services, now, reason="key-too-long", message=unfit), job, "key-too-long")
+    routed = route_upload(job, source, services, now)  # output profile; normalising first if needed
+    if routed is not None:
+        return SubmitOutcome(routed.result, job.job_id, routed.detail)
     checked = check_source(job, services, now)
     if isinstance(checked, SubmitOutcome):
         return checked
-    if checked.content_hash is not None:
+    # De-duplication copies a twin's PNG cutout: only for jobs whose profile is that cutout alone.
+    if checked.content_hash is not None and not renders(job_profile(job, services)):
         cached = reuse_cutout(job, checked.content_hash, services, now)
         if cached is not None:
             return SubmitOutcome(cached.result, job.job_id, cached.detail)
@@ -172,12 +178,13 @@ def check_source(job: Job, services: Services, now: float, *, stored: bool = Fal
     """
     settings = services.settings
     try:
+        # A normalised copy (work prefix) is what the gateway gets, so it is what is checked.
         return read_source(
             services.s3,
             job.bucket,
-            job.key,
-            job.version_id,
-            job.etag,
+            job.submit_key or job.key,
+            None if job.submit_key else job.version_id,
+            None if job.submit_key else job.etag,
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
             with_hash=settings.dedup_enabled,
@@ -295,6 +302,12 @@ def _refused(
 
 def presign_source(s3: Any, job: Job, expiry_seconds: int) -> str:
     """A SigV4 GET URL for the exact version we recorded (the client is regional, see runtime)."""
+    if job.submit_key:  # the normalised copy (one per job version, never overwritten)
+        return str(
+            s3.generate_presigned_url(
+                "get_object", Params={"Bucket": job.bucket, "Key": job.submit_key}, ExpiresIn=expiry_seconds
+            )
+        )
     params: dict[str, str] = {"Bucket": job.bucket, "Key": job.key}
     if job.version_id:
         params["VersionId"] = job.version_id

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 from functions_kit import image_bytes
 
+from cutouts import normalising, profiles, rendering
 from cutouts.reports import ADVICE, GATEWAY_ADVICE, GENERIC_ADVICE, advice_for
+
+IMAGING_ADVICE = {**profiles.ADVICE, **rendering.ADVICE, **normalising.ADVICE}
 
 CODE = Path(__file__).resolve().parents[2] / "functions" / "cutouts"
 REASON = re.compile(r"^[a-z]+(-[a-z]+)+$")
@@ -45,6 +48,14 @@ PINNED: dict[str, tuple[str, ...]] = {
     "gateway-key-missing": ("gateway key secret", "GatewayKeySecretArn"),
     "gateway-key-unreadable": ("Secrets Manager", "retry the failed jobs"),
     "gateway-rejected": ("unexpected 4xx", "gateway_error"),
+    # output profiles and image work (their advice lives beside them: profiles, rendering, normalising)
+    "unknown-profile": ("x-amz-meta-cutouts-profile",),
+    "render-failed": ("profiles.json", "rerender"),
+    "master-too-large": ("pixel cap", "rerender"),
+    "master-undecodable": ("retry the job",),
+    "unsupported-format": ("HEIC",),
+    "too-many-pixels": ("oversize",),
+    "undecodable": ("corrupt",),
 }
 
 
@@ -64,7 +75,7 @@ def reasons_in(tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Call):
             found |= {_text(k.value) for k in node.keywords if k.arg == "reason"}  # fail_job(..., reason="x")
             name, args = _callee(node), node.args
-            if name == "RejectedImage" and args:  # RejectedImage("x", message)
+            if name in ("RejectedImage", "RenderError", "NormaliseError") and args:  # RejectedImage("x", message)
                 found.add(_text(args[0]))
             if name == "GatewayPermanentError" and len(args) > 2:  # (message, status, "x", advice)
                 found.add(_text(args[2]))
@@ -106,7 +117,7 @@ def test_every_reason_the_code_produces_is_pinned_here():
 
 def test_no_advice_is_left_for_a_reason_the_code_no_longer_produces():
     # Given the two advice tables (the pipeline's and the gateway provider's)
-    advised = set(ADVICE) | set(GATEWAY_ADVICE)
+    advised = set(ADVICE) | set(GATEWAY_ADVICE) | set(IMAGING_ADVICE)
     # Then they advise exactly the reasons the code produces
     assert advised == code_reasons()
 
@@ -123,6 +134,7 @@ def test_each_reason_gets_advice_that_fits_its_cause(reason, words):
 def test_a_reason_is_advised_in_one_table_only():
     # Then no reason has two pieces of advice that could drift apart
     assert set(ADVICE) & set(GATEWAY_ADVICE) == set()
+    assert (set(ADVICE) | set(GATEWAY_ADVICE)) & set(IMAGING_ADVICE) == set()
 
 
 def test_a_refused_connection_on_the_final_delivery_reports_the_gateway_unreachable(

@@ -65,6 +65,12 @@ def test_what_the_stack_writes_the_functions_read_back() -> None:
         "monthly_budget_usd": 300.0,
         "price_per_image_usd": 0.02,
         "max_versions_per_key_per_day": 5,
+        "profiles_path": "/opt/cutouts-profiles/profiles.json",
+        "work_prefix": "scratch/",
+        "oversize": "fail",
+        "skip_cut_out": False,
+        "render_queue_url": "https://sqs.example.com/render",
+        "queue_url": "https://sqs.example.com/uploads",
     }
     assert set(values) == set(Settings._fields)
     # When they pass through the environment

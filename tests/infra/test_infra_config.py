@@ -122,6 +122,10 @@ def test_cli_strings_are_converted() -> None:
         ("monthlyBudgetUsd", 0.005, "less than one image"),
         ("pricePerImageUsd", 0, "between 0.0001"),
         ("maxVersionsPerKeyPerDay", 0, "between 1 and 1000"),
+        ("profilesFile", "no/such/profiles.json", "cannot read the profiles file"),
+        ("workPrefix", "uploads/work/", "inside inputPrefix"),
+        ("oversize", "shrink", "must be one of downscale, fail"),
+        ("skipCutOut", "maybe", "true or false"),
     ],
 )
 def test_bad_value_names_the_key_and_the_fix(key: str, value: Any, hint: str) -> None:

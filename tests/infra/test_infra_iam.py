@@ -23,7 +23,8 @@ def _ids(template_json: dict[str, Any]) -> dict[str, str]:
         "bucket": one("AWS::S3::Bucket", "StorageBucket"),
         "table": one("AWS::DynamoDB::Table", "JobTable"),
         "queue": one("AWS::SQS::Queue", "UploadQueue"),
-        "dlq": one("AWS::SQS::Queue", "DeadLetterQueue"),
+        "dlq": one("AWS::SQS::Queue", "StorageDeadLetterQueue"),
+        "render_queue": one("AWS::SQS::Queue", "RenderingRenderQueue"),
         "gateway_key": one("AWS::SecretsManager::Secret", "GatewayKey"),
         "signing_key": one("AWS::SecretsManager::Secret", "SigningKey"),
     }
@@ -73,7 +74,64 @@ def _list_under(ids: dict[str, str], *prefixes: str) -> dict[str, Any]:
     return statement
 
 
+def _rendering_policies(ids: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """What output profiles add: masters and normalised copies (work prefix), render requests."""
+    uploads, cutouts, failed = DEFAULTS["input_prefix"], DEFAULTS["output_prefix"], DEFAULTS["failure_prefix"]
+    work = DEFAULTS["work_prefix"]
+    masters, normalised = f"{work}masters/", f"{work}normalised/"
+    render_queue = {"Fn::GetAtt": [ids["render_queue"], "Arn"]}
+    master_actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+
+    def see_work(*prefixes: str) -> dict[str, Any]:
+        statement = _list_under(ids, *prefixes)
+        statement["Sid"] = "SeeMissingWork"
+        return statement
+
+    request = _stmt("sqs:SendMessage", render_queue, "RequestRendering")
+    return {
+        "Submit": [
+            _stmt("s3:GetObject", [_objects(ids, normalised), _objects(ids, masters)], "ReadWork"),
+            request,
+            see_work(normalised, masters),
+        ],
+        "Webhook": [_stmt(master_actions, _objects(ids, masters), "WriteMasters"), request, see_work(masters)],
+        "Reconcile": [
+            _stmt(master_actions, _objects(ids, masters), "WriteMasters"),
+            request,
+            _stmt("s3:GetObject", _objects(ids, normalised), "ReadNormalisedInputs"),
+            see_work(normalised, masters),
+        ],
+        "Render": [
+            # Added by the render queue's event source mapping, on that queue only.
+            _stmt(
+                [
+                    "sqs:ReceiveMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueUrl",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                ],
+                render_queue,
+            ),
+            _stmt(["s3:GetObject", "s3:GetObjectVersion"], _objects(ids, uploads), "ReadUploads"),
+            _stmt(["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], _objects(ids, work), "WorkObjects"),
+            _stmt(["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], _objects(ids, cutouts), "WriteOutputs"),
+            _stmt(["s3:PutObject", "s3:DeleteObject"], _objects(ids, failed), "WriteFailureReports"),
+            _list_under(ids, uploads, work, cutouts),
+            _stmt(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], _table(ids), "JobTable"),
+            _stmt("sqs:SendMessage", {"Fn::GetAtt": [ids["queue"], "Arn"]}, "ReturnPreparedUploads"),
+        ],
+    }
+
+
 def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    policies = _base_policies(ids, log_groups)
+    for name, statements in _rendering_policies(ids).items():
+        policies[name] = policies.get(name, []) + statements
+    return policies
+
+
+def _base_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     secrets = [{"Ref": ids["gateway_key"]}, {"Ref": ids["signing_key"]}]
     xray = _stmt(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
     uploads, cutouts, failed = DEFAULTS["input_prefix"], DEFAULTS["output_prefix"], DEFAULTS["failure_prefix"]
@@ -132,6 +190,7 @@ def expected_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[s
             _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
             put_events,
         ],
+        "Render": [logs("Render"), xray],
         "Reconcile": [
             logs("Reconcile"),
             xray,
@@ -176,13 +235,13 @@ def _canonical(statements: list[dict[str, Any]]) -> list[str]:
     return sorted(json.dumps(actions_sorted(s), sort_keys=True) for s in statements)
 
 
-@pytest.mark.parametrize("name", ["Submit", "Webhook", "Reconcile"])
+@pytest.mark.parametrize("name", ["Submit", "Webhook", "Reconcile", "Render"])
 def test_role_policy_is_exactly_what_the_function_does(template_json: dict[str, Any], name: str) -> None:
     res = template_json["Resources"]
     ids = _ids(template_json)
     log_groups = {
         n: next(k for k, v in res.items() if v["Type"] == "AWS::Logs::LogGroup" and k.startswith(f"{n}Logs"))
-        for n in ("Submit", "Webhook", "Reconcile")
+        for n in ("Submit", "Webhook", "Reconcile", "Render")
     }
     # Given the role of the function
     (role_id,) = [k for k, v in res.items() if v["Type"] == "AWS::IAM::Role" and k.startswith(f"{name}Role")]

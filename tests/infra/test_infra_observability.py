@@ -38,7 +38,7 @@ def test_email_subscription_only_when_configured(template: Template, synth: Any)
 def test_every_alarm_notifies_the_topic(template_json: dict[str, Any]) -> None:
     (topic_id,) = [k for k, v in template_json["Resources"].items() if v["Type"] == "AWS::SNS::Topic"]
     alarms = _alarms(template_json)
-    assert len(alarms) == 16
+    assert len(alarms) == 19  # + the render function's errors and throttles, + render dead letters
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -52,10 +52,12 @@ def test_alarms_on_dead_letters_oldest_upload_errors_and_throttles(template_json
         by_metric.setdefault(alarm.get("MetricName", ""), []).append(alarm)
     # No alarm on the DLQ's depth or age: the reconciler's sweep re-receives dead letters without
     # deleting them, so those stay high (and move) for the queue's whole retention.
-    assert "ApproximateNumberOfMessagesVisible" not in by_metric
+    # The render dead-letter queue is read by no one but operators: its depth is what to alarm on.
+    (render_dead_letters,) = by_metric["ApproximateNumberOfMessagesVisible"]
+    assert "RenderDeadLetterQueue" in json.dumps(render_dead_letters["Dimensions"])
     (oldest,) = by_metric["ApproximateAgeOfOldestMessage"]
     assert "UploadQueue" in json.dumps(oldest["Dimensions"])
-    assert len(by_metric["Errors"]) == 3 and len(by_metric["Throttles"]) == 3
+    assert len(by_metric["Errors"]) == 4 and len(by_metric["Throttles"]) == 4
     for alarm in by_metric["Errors"] + by_metric["Throttles"]:
         assert alarm["Namespace"] == "AWS/Lambda" and alarm["Threshold"] == 0
 

@@ -140,7 +140,7 @@ def test_queue_has_dlq_tls_encryption_and_six_times_visibility(template: Templat
                 )
             }
         },
-        2,
+        4,  # the upload queue and its DLQ; the render queue and its DLQ (infra/rendering.py)
     )
 
 
@@ -175,7 +175,9 @@ def test_functions_runtime_layer_tracing_and_logs(template_json: dict[str, Any],
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     # Our own dependency layer (a resource of this stack, any partition), not a published layer's ARN
-    (layer,) = props["Layers"]
+    # (and the profiles layer: the deployed profiles' canonical JSON, infra/profiles_config.py)
+    layer, profiles = props["Layers"]
+    assert profiles["Ref"].startswith("ProfilesLayer")
     layer_id = layer["Ref"]
     assert template_json["Resources"][layer_id]["Type"] == "AWS::Lambda::LayerVersion"
     assert layer_id.startswith("DependencyLayer")
@@ -223,8 +225,8 @@ def test_function_specific_environment(template_json: dict[str, Any]) -> None:
 
 
 def test_log_groups_have_retention(template: Template) -> None:
-    # the three functions, the signing-key seed function and the access log
-    template.resource_properties_count_is("AWS::Logs::LogGroup", {"RetentionInDays": DEFAULTS["log_retention_days"]}, 5)
+    # the four functions, the signing-key seed function and the access log
+    template.resource_properties_count_is("AWS::Logs::LogGroup", {"RetentionInDays": DEFAULTS["log_retention_days"]}, 6)
 
 
 def test_functions_write_only_to_their_own_log_group(template_json: dict[str, Any]) -> None:

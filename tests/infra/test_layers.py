@@ -148,9 +148,16 @@ def test_layer_asset_changes_with_its_pins_and_not_with_its_folder(tmp_path: Pat
     assert _asset_key(tmp_path / "a" / "r.txt") != first
 
 
-def test_imaging_layer_is_not_attached_to_todays_functions(template_json: dict) -> None:
-    layer_ids = {k for k, v in template_json["Resources"].items() if v["Type"] == "AWS::Lambda::LayerVersion"}
-    assert len(layer_ids) == 1 and next(iter(layer_ids)).startswith("DependencyLayer")
+def test_imaging_layer_is_attached_to_the_render_function_only(template_json: dict) -> None:
+    # The render function alone decodes images (infra/rendering.py); the others' cold start is unchanged
+    resources = template_json["Resources"]
+    (imaging,) = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::LayerVersion" and "Imaging" in k]
+    with_imaging = [
+        v["Properties"]["Handler"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::Function" and {"Ref": imaging} in v["Properties"].get("Layers", [])
+    ]
+    assert with_imaging == ["cutouts.handlers.render.handler"]
 
 
 def test_without_the_runtimes_python_synthesis_warns_that_layers_ship_without_bytecode(

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
+from pillow_heif import register_heif_opener
 
+from cutouts.normalising import already_cut_out, normalise
 from local.background_removal import remove_background
+
+register_heif_opener()  # the shop samples include an iPhone HEIC
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 MANIFEST = json.loads((SAMPLES / "manifest.json").read_text(encoding="utf-8"))
@@ -28,6 +32,11 @@ def test_sample_cutout_has_transparent_background_and_opaque_subject(name: str) 
     # Given a shipped sample and its manifest entry
     entry = MANIFEST["images"][name]
     data = (IMAGES / name).read_bytes()
+    if entry.get("handling") == "already-cut-out":  # never sent to the gateway: its alpha is the master
+        assert already_cut_out(data)
+        return
+    if entry.get("handling"):  # the gateway sees the normalised copy the pipeline submits
+        data = normalise(data, 100_000_000).data
 
     # When its background is removed
     cutout = _cutout(data)

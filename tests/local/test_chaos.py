@@ -94,13 +94,15 @@ def _bad_inputs(rng: random.Random) -> list[tuple[str, bytes, str]]:
     noise.save(huge, "PNG")
     gif = io.BytesIO()
     Image.new("RGB", (8, 8)).save(gif, "GIF")
+    # A GIF is accepted now (normalised to its first frame before submission); a broken one is not
+    broken_gif = gif.getvalue()[:13] + rng.randbytes(40)
     return [
         ("empty.jpg", b"", "empty-file"),
         ("readme.jpg", b"this is text, not a picture\n" * 10, "unsupported-type"),
         ("invoice.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "unsupported-type"),
         ("half.jpg", jpeg[: len(jpeg) // 2], "truncated-image"),
         ("huge.png", huge.getvalue(), "too-large"),
-        ("animated.gif", gif.getvalue(), "unsupported-type"),
+        ("broken.gif", broken_gif, "undecodable"),
     ]
 
 
