@@ -28,7 +28,9 @@ SUBMIT: dict[str, int] = {
     # the content claim (one payer for identical bytes in flight); the request id bound to the job
     "dynamodb.PutItem": 2,
     "dynamodb.GetItem": 1,  # the key's latest job (a re-delivery or a newer version is told apart)
-    "s3.GetObject": 1,  # the source read: its bytes checked and hashed before paying
+    # the upload's first bytes (a ranged GET: its profile metadata and whether it must be normalised
+    # first: EXIF orientation, format, bit depth); then the source read, checked and hashed before paying
+    "s3.GetObject": 2,
     "dynamodb.Query": 1,  # the content index: identical bytes reuse a cutout (de-duplication)
 }
 WEBHOOK: dict[str, int] = {
@@ -38,6 +40,7 @@ WEBHOOK: dict[str, int] = {
     "dynamodb.UpdateItem": 4,
     "events.PutEvents": 1,  # the Cutout Created event on the default bus (docs/events.md)
     "s3.PutObject": 1,  # the cutout (one part or less: one PUT)
+    "s3.CopyObject": 1,  # the cutout kept as the key's master (server-side), so `rerender` never pays again
     "s3.DeleteObject": 1,  # a stale failure report of the key removed (free; a no-op when there is none)
     "dynamodb.Query": 1,  # the content index: jobs waiting on the same bytes are handed the cutout
 }

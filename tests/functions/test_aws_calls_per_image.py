@@ -102,8 +102,9 @@ def test_calls_are_grouped_by_billed_kind():
     # Given the handlers' calls / When grouped by kind / Then reads, writes and S3 requests add up
     kinds = aws_calls.by_kind(aws_calls.handlers_total())
     assert kinds == {
-        "S3 GET": 1,
+        "S3 GET": 2,
         "S3 PUT": 1,
+        "S3 COPY": 1,
         "S3 DELETE": 1,
         "DynamoDB reads": 4,
         "DynamoDB writes": 11,

@@ -190,7 +190,7 @@ def _base_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[str,
             _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
             put_events,
         ],
-        "Render": [logs("Render"), xray],
+        "Render": [logs("Render"), xray, put_events],
         "Reconcile": [
             logs("Reconcile"),
             xray,
