@@ -137,7 +137,11 @@ def run(measured: dict[str, Any], cold_import_ms: float) -> tuple[list[Row], dic
             f"{rru} RRU: {calls.get('dynamodb.GetItem', 0)} consistent GetItem (the key's latest job, the job) + "
             f"{calls.get('dynamodb.Query', 0)} Query (content index: reuse, then waiters)",
         ),
-        ("S3 PUT-class requests", s3_put * S3_PUT, f"{s3_put} (the cutout PUT and its copy to the key's master; the user's own upload not counted)"),
+        (
+            "S3 PUT-class requests",
+            s3_put * S3_PUT,
+            f"{s3_put} (the cutout PUT and its copy to the key's master; the user's own upload not counted)",
+        ),
         (
             "S3 GET-class requests",
             s3_get * S3_GET,
