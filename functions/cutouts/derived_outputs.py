@@ -28,6 +28,7 @@ from cutouts.masters import master_key, normalised_key, output_report_key
 from cutouts.observability import logger
 from cutouts.outcomes import fail_new_job
 from cutouts.profiles import PROFILE_METADATA_KEY, Profile, output_key
+from cutouts.render_events import announce_render
 from cutouts.render_requests import RENDER, RenderRequest
 from cutouts.reports import FailureReport, advice_for, remove_failure_report, write_failure_report
 from cutouts.s3_objects import GONE
@@ -68,9 +69,12 @@ def render_job(request: RenderRequest, services: Services, now: float) -> Render
         master = _read(services.s3, job.bucket, master_key(job.key, settings.input_prefix, settings.work_prefix))
         if master is None:
             return RenderResult(skipped="the key has no master (deleted?)")
-        return _write_outputs(job, profile, master, services)
+        result = _write_outputs(job, profile, master, services)
     finally:
         store.release_output(job.bucket, job.key, job.job_id)
+    # The job's one Cutout Created, now that its outputs exist (only if its end is still pending).
+    announce_render(job, profile, result.written, result.failed, services)
+    return result
 
 
 def _profile(request: RenderRequest, job: Job, services: Services) -> Profile:

@@ -35,6 +35,10 @@ CUTOUT_PARKED = "Cutout Parked"
 BUDGET_REACHED = "Budget Reached"
 MAX_ENTRIES_PER_CALL = 10  # PutEvents takes at most ten entries
 RETRY_AFTER_SECONDS = 60.0  # the reconciler leaves an end this long to the process that wrote it
+# A rendering job's end is announced by the render function once its outputs exist; the reconciler
+# announces it anyway (with the outputs that exist) after this long: runtime sets the render queue's
+# whole retry window (render_events.render_retry_window), so a render still being retried is not pre-empted.
+DEFERRED_FALLBACK_SECONDS = 1800.0
 
 
 class OutputWritten(NamedTuple):
@@ -46,6 +50,17 @@ class OutputWritten(NamedTuple):
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "profile": self.profile, "output": self.output}
+
+
+class FailedOutput(NamedTuple):
+    """An output of the job's profile that was not written: its report, or None when there is none
+    (the render never finished: the reconciler's late announcement, see ``EventAnnouncer.send_pending``)."""
+
+    output: str
+    report_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"output": self.output, "report_key": self.report_key}
 
 
 class EventEntry(NamedTuple):
@@ -106,10 +121,15 @@ def _job_fields(job: Job, status: str) -> dict[str, Any]:
     }
 
 
-def cutout_created(job: Job, outputs: Sequence[OutputWritten] | None = None) -> EventEntry:
-    """A job COMPLETED: its outputs (by default the one cutout its record names)."""
+def cutout_created(
+    job: Job, outputs: Sequence[OutputWritten] | None = None, failed: Sequence[FailedOutput] = ()
+) -> EventEntry:
+    """A job COMPLETED: its outputs (by default the one cutout its record names), and those that failed."""
     written = list(outputs) if outputs is not None else ([OutputWritten(job.output_key)] if job.output_key else [])
-    detail = _job_fields(job, Status.COMPLETED) | {"outputs": [o.to_json() for o in written]}
+    detail = _job_fields(job, Status.COMPLETED) | {
+        "outputs": [o.to_json() for o in written],
+        "failed_outputs": [f.to_json() for f in failed],
+    }
     resources = (_object_arn(job.bucket, job.key), *(_object_arn(job.bucket, o.key) for o in written))
     return EventEntry(CUTOUT_CREATED, detail, resources, job.finished_at)
 
@@ -190,8 +210,23 @@ def put_events(events: Any, entries: Sequence[EventEntry], bus_name: str = c.EVE
     return results
 
 
+# What the outputs of a deferred end are, when the reconciler announces it late (render_events).
+OutputsOf = Callable[[Job], tuple[Sequence[OutputWritten], Sequence[FailedOutput]]]
+
+
 class EventAnnouncer:
-    """Announces job ends: the job store's ``on_announced`` hook, and the reconciler's retry."""
+    """Announces job ends: the job store's ``on_announced`` hook, and the reconciler's retry.
+
+    ``defer`` (set by runtime.services once the services exist): True for a COMPLETED job whose
+    outputs the render function has still to write (its record names the master). Its end is not
+    announced when written: the job keeps its ``event_pending`` mark, and the render function calls
+    ``announce_outputs`` with what it wrote. ``outputs_of`` (also set by runtime) lists the outputs
+    that exist, for the reconciler's late announcement of a render that never came.
+    """
+
+    defer: Callable[[Job], bool] | None = None
+    outputs_of: OutputsOf | None = None
+    defer_for_seconds: float = DEFERRED_FALLBACK_SECONDS
 
     def __init__(
         self,
@@ -220,17 +255,50 @@ class EventAnnouncer:
             return cutout_failed(job, **self._prefixes)
         return None
 
+    def deferred(self, job: Job) -> bool:
+        """Whether this end waits for the render function (see the class docstring)."""
+        if self.defer is None or job.status != Status.COMPLETED:
+            return False
+        try:
+            return bool(self.defer(job))
+        except Exception:  # noqa: BLE001  (in doubt, announce now rather than never)
+            return False
+
     def __call__(self, job: Job) -> bool:
-        """Put one ended job's event, then clear its pending mark. Never raises: False if not sent."""
+        """Put one ended job's event, then clear its pending mark. Never raises: False if not sent (or deferred)."""
+        if self.deferred(job):
+            return False  # the render function announces it with its outputs; the mark stays meanwhile
         return self.announce([job]) == 1
+
+    def announce_outputs(self, job: Job, outputs: Sequence[OutputWritten], failed: Sequence[FailedOutput]) -> bool:
+        """The render function's announcement of a deferred end, naming what it wrote. Never raises.
+
+        Only while the end ``job`` was read at is still pending: a redelivered render request or a
+        ``rerender`` of a job already announced sends nothing (a rerender is not a job end).
+        """
+        if job.status != Status.COMPLETED or job.event_pending != Status.COMPLETED:
+            return False
+        try:
+            entry = cutout_created(job, outputs, failed)
+        except Exception as exc:  # noqa: BLE001  (an event must never fail the render)
+            self._failed(1, f"{type(exc).__name__}: {exc}", job.job_id)
+            return False
+        return self._send([(job, entry)]) == 1
 
     def announce(self, jobs: Sequence[Job]) -> int:
         """Put these ended jobs' events; the number sent. A failure leaves the job marked for a retry."""
         try:
             pairs = [(job, entry) for job in jobs if (entry := self.entry_for(job)) is not None]
-            results = put_events(self._events, [entry for _, entry in pairs], self._bus)
         except Exception as exc:  # noqa: BLE001  (an event must never block the end it reports)
             self._failed(len(jobs), f"{type(exc).__name__}: {exc}")
+            return 0
+        return self._send(pairs)
+
+    def _send(self, pairs: Sequence[tuple[Job, EventEntry]]) -> int:
+        try:
+            results = put_events(self._events, [entry for _, entry in pairs], self._bus)
+        except Exception as exc:  # noqa: BLE001  (an event must never block the end it reports)
+            self._failed(len(pairs), f"{type(exc).__name__}: {exc}")
             return 0
         sent = 0
         for (job, _), problem in zip(pairs, results, strict=True):
@@ -266,14 +334,37 @@ class EventAnnouncer:
         return sent
 
     def send_pending(self, now: float, limit: int = 100) -> int:
-        """The reconciler's pass: send the events of ends older than a minute still marked pending."""
-        jobs = []
+        """The reconciler's pass: send the events of ends older than a minute still marked pending.
+
+        A deferred end (its outputs still being rendered) is sent as soon as every output of its
+        profile stands in the bucket as this job's (the render wrote them, and its own PutEvents
+        failed or it died before sending). Otherwise it is left to the render function for
+        ``defer_for_seconds``, and then announced anyway with the outputs that exist
+        (``outputs_of``) and the others as failed: an end is never lost to a dead-lettered render.
+        """
+        jobs: list[Job] = []
+        deferred: list[Job] = []
         for status in ANNOUNCED:
             for listed in list(self._store.pending_events(str(status), now - RETRY_AFTER_SECONDS, limit)):
                 job = self._store.get(listed.job_id)  # the index lags: read the job itself before sending
-                if job is not None and job.event_pending and job.event_pending == job.status:
-                    jobs.append(job)
-        return self.announce(jobs) if jobs else 0
+                if job is None or not job.event_pending or job.event_pending != job.status:
+                    continue
+                (deferred if self.deferred(job) else jobs).append(job)
+        sent = self.announce(jobs) if jobs else 0
+        for job in deferred:
+            late = (job.finished_at or job.updated_at or now) <= now - self.defer_for_seconds
+            try:
+                if self.outputs_of is None and not late:
+                    continue
+                outputs, failed = self.outputs_of(job) if self.outputs_of is not None else ((), ())
+                if (failed or not outputs) and not late:
+                    continue  # still rendering, or being retried: the render function announces it
+                entry = cutout_created(job, outputs, failed)
+            except Exception as exc:  # noqa: BLE001  (the next pass tries again)
+                self._failed(1, f"{type(exc).__name__}: {exc}", job.job_id)
+                continue
+            sent += self._send([(job, entry)])
+        return sent
 
     def _failed(self, count: int, problem: str, job_id: str | None = None) -> None:
         if count:

@@ -112,7 +112,7 @@ def services(signing: bool = True) -> Any:
         log=logger.warning,
     )
     store.on_announced = announcer  # every ending write announces itself (job_store.apply)
-    return Services(
+    built = Services(
         settings=cfg,
         s3=clients["s3"],
         store=store,
@@ -130,6 +130,17 @@ def services(signing: bool = True) -> Any:
         events=announcer,
         profiles=profiles(),
     )
+    _defer_rendered_ends(announcer, built)
+    return built
+
+
+def _defer_rendered_ends(announcer: Any, built: Any) -> None:
+    """A job whose outputs are rendered is announced by the render function, once they exist (render_events)."""
+    from cutouts.render_events import existing_outputs, render_retry_window, renders_later
+
+    announcer.defer = lambda job: renders_later(job, built.settings)
+    announcer.outputs_of = lambda job: existing_outputs(job, built)
+    announcer.defer_for_seconds = render_retry_window(built.settings)
 
 
 def reset() -> None:
