@@ -28,7 +28,7 @@ from cutouts.masters import master_key, normalised_key, output_report_key
 from cutouts.observability import logger
 from cutouts.outcomes import fail_new_job
 from cutouts.profiles import PROFILE_METADATA_KEY, Profile, output_key
-from cutouts.render_events import announce_render
+from cutouts.render_events import announce_render, drop_render_event
 from cutouts.render_requests import RENDER, RenderRequest
 from cutouts.reports import FailureReport, advice_for, remove_failure_report, write_failure_report
 from cutouts.s3_objects import GONE
@@ -62,6 +62,9 @@ def render_job(request: RenderRequest, services: Services, now: float) -> Render
     profile = _profile(request, job, services)
     lease = store.lease_output(job.bucket, job.key, job.job_id, now, RENDER_LEASE_SECONDS)
     if lease is Lease.SUPERSEDED:
+        # Its outputs will never be written: like a SUPERSEDED end, it is not announced (the newer
+        # upload's job announces the key's outputs), so its pending end is let go.
+        drop_render_event(job, services, now)
         return RenderResult(skipped="a newer upload of the key owns its outputs")
     if lease is Lease.BUSY:
         raise RetryRender("another job is writing the key's outputs")

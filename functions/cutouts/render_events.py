@@ -73,6 +73,24 @@ def announce_render(
         return False
 
 
+def drop_render_event(job: Job, services: Services, now: float) -> bool:
+    """A deferred end whose outputs a newer upload of the key took over: clear its mark, send nothing.
+
+    Like a SUPERSEDED end (docs/events.md): announcing outputs this job will never write would tell
+    consumers of objects that are the newer upload's. Never raises (the reconciler's fallback remains).
+    """
+    if job.event_pending != Status.COMPLETED or not renders_later(job, services.settings):
+        return False
+    try:
+        dropped = bool(services.store.mark_event_sent(job, now))
+    except Exception:  # noqa: BLE001  (the reconciler announces it late instead)
+        logger.warning("could not let go of a superseded render's event", exc_info=True, job_id=job.job_id)
+        return False
+    if dropped:
+        logger.info("render superseded: its end is not announced", job_id=job.job_id)
+    return dropped
+
+
 def existing_outputs(job: Job, services: Services) -> tuple[list[OutputWritten], list[FailedOutput]]:
     """The outputs of the job's profile that stand in the bucket as this job's (HEAD each), and the others.
 

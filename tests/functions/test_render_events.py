@@ -188,6 +188,25 @@ def test_the_reconciler_announces_a_deferred_end_whose_render_never_came(
     assert cutouts.services().store.get(job.job_id).event_pending is None
 
 
+def test_a_render_a_newer_upload_took_over_lets_the_older_end_go_unannounced(
+    webhook, cutouts, bus, rendering, lambda_context
+):
+    from cutouts.reconciliation import reconcile
+
+    # Given a completed shop job, and a newer upload of its key seen before it was rendered
+    job = completed_shop_job(cutouts, webhook, lambda_context)
+    (request,) = rendering()
+    services = cutouts.services()
+    assert services.store.record_latest(cutouts.bucket, job.key, "FFFFFFFFFFFFFFFFFF", "newer-job", time.time())
+    # When its render request arrives
+    result = render_job(request, services, time.time())
+    # Then nothing is written or announced, now or by a late reconciler pass: the newer job announces the key
+    assert result.skipped and result.written == () and cutouts.keys("cutouts/") == []
+    assert services.store.get(job.job_id).event_pending is None
+    reconcile(cutouts.services(), time.time() + render_retry_window(services.settings) + 60)
+    assert bus() == []
+
+
 def test_a_plain_profile_job_is_announced_at_its_end_as_before(webhook, cutouts, bus, rendering, lambda_context):
     # Given profiles exist, and an upload outside shop/ (today's one PNG cutout)
     job, _, token = submitted(cutouts, "uploads/pets/dog.jpg")
