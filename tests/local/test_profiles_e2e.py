@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,28 @@ def _upright_subject(pipeline: LocalPipeline, input_key: str, name: str) -> None
         assert image.getpixel(tuple(point))[3] <= 5, f"{name}: background at {point} not transparent"
 
 
+def _events(pipeline: LocalPipeline, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The run's completion events, once ``count`` have arrived (a render's event follows its outputs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = pipeline.events.drain()
+        if len(events) >= count or time.monotonic() >= deadline:
+            return events
+        time.sleep(0.2)
+
+
+def _created_after_outputs(pipeline: LocalPipeline, events: list[dict[str, Any]], shop: list[str]) -> None:
+    """One event per job; a shop image's Cutout Created names its four outputs (never the master), all written."""
+    assert len({e["detail"]["event_key"] for e in events}) == len(events)
+    created = {e["detail"]["source"]["key"]: e["detail"] for e in events if e["detail-type"] == "Cutout Created"}
+    every_key = pipeline.list_keys("")
+    for key in shop:
+        detail = created[key]
+        assert [(o["profile"], o["output"]) for o in detail["outputs"]] == [("shop", name) for name in SHOP_TYPES]
+        assert all(o["key"] in every_key and not o["key"].startswith("work/") for o in detail["outputs"])
+        assert detail["failed_outputs"] == []
+
+
 def test_a_profile_with_four_outputs_costs_one_charge_per_image_and_rerender_costs_none(tmp_path):
     # Given the local stack with the demo profiles (shop/: four outputs; the rest: today's cutout)
     with LocalPipeline(LocalOptions(faults=FAST, profiles_file=str(PROFILES))) as pipeline:
@@ -102,6 +125,11 @@ def test_a_profile_with_four_outputs_costs_one_charge_per_image_and_rerender_cos
         for key in shop:
             opts = pipeline.options
             assert master_key(key, opts.input_prefix, "work/") in every_key
+        # And each job's end was announced once (the unknown profile's as a failure), a shop image's
+        # (the cut-out one too) only after its outputs, naming them
+        events = _events(pipeline, len(inputs) + 1)
+        assert len(events) == len(inputs) + 1
+        _created_after_outputs(pipeline, events, shop)
 
         # When the shop profile gains an output and rerender runs
         changed = json.loads(PROFILES.read_text())
@@ -123,6 +151,8 @@ def test_a_profile_with_four_outputs_costs_one_charge_per_image_and_rerender_cos
             thumb, content_type = _output(pipeline, key, ".thumb.png")
             assert content_type == "image/png" and max(thumb.size) == 64
         assert _charges(pipeline) == charges
+        # And rerender announced nothing: it is no job's end
+        assert len(_events(pipeline, len(events) + 1, timeout=2.0)) == len(events)
 
 
 def test_a_failing_output_gets_its_report_and_a_failed_render_is_retried_without_a_new_charge(monkeypatch):
@@ -156,3 +186,9 @@ def test_a_failing_output_gets_its_report_and_a_failed_render_is_retried_without
         # And the retried render cost no second gateway call
         assert calls["n"] >= 2
         assert list(_charges(pipeline).values()) == [1]
+        # And the one Cutout Created, sent by the retried render, lists the three outputs and the failed one
+        (event,) = _events(pipeline, 1)
+        assert [o["output"] for o in event["detail"]["outputs"]] == ["cutout", "white", "mask"]
+        assert event["detail"]["failed_outputs"] == [
+            {"output": "web", "report_key": f"{opts.failure_prefix}shop/apple.jpg.web.json"}
+        ]
