@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from cutouts.job_events import FailedOutput, OutputWritten
 from cutouts.job_outputs import job_profile
 from cutouts.job_record import Job
@@ -31,6 +33,7 @@ from cutouts.settings import Settings
 # The render queue's visibility time-out: six times the render function's 300 s time-out
 # (infra/rendering.py; tests/functions/test_render_events.py keeps the two equal).
 RENDER_VISIBILITY_SECONDS = 6 * 300.0
+_NOT_ALLOWED = ("403", "AccessDenied", "Forbidden")
 
 
 def render_retry_window(settings: Settings) -> float:
@@ -108,9 +111,20 @@ def existing_outputs(job: Job, services: Services) -> tuple[list[OutputWritten],
             written.append(OutputWritten(key, profile.name, spec.name))
             continue
         report = _failed(job, spec.name, settings)
-        has_report = report.report_key is not None and head_or_none(s3, job.bucket, report.report_key) is not None
+        has_report = report.report_key is not None and _report_exists(s3, job.bucket, report.report_key)
         failed.append(report if has_report else FailedOutput(spec.name, None))
     return written, failed
+
+
+def _report_exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether a failed output's report is there; a function not allowed to read reports (the
+    reconciler may only write them) says so as unknown, which the event shows as null."""
+    try:
+        return head_or_none(s3, bucket, key) is not None
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _NOT_ALLOWED:
+            return False
+        raise
 
 
 def _metadata(head: dict[str, Any]) -> dict[str, str]:

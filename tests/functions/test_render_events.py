@@ -229,3 +229,40 @@ def test_the_fallback_waits_the_render_queues_whole_retry_window(cutouts):
     assert 6 * RENDER_TIMEOUT.to_seconds() == RENDER_VISIBILITY_SECONDS
     settings = runtime.settings()
     assert render_retry_window(settings) == RENDER_VISIBILITY_SECONDS * settings.max_receives
+
+
+class NoReportReading:
+    """The reconciler's S3 as its role allows: outputs readable, failure reports write-only (HEAD: 403)."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def head_object(self, **params: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        if params["Key"].startswith("failed/"):
+            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+        return self._s3.head_object(**params)
+
+
+def test_the_late_announcement_lists_outputs_even_where_reports_cannot_be_read(
+    webhook, cutouts, rendering, lambda_context
+):
+    from dataclasses import replace
+
+    from cutouts.render_events import existing_outputs
+
+    # Given a completed shop job with one output written and a report for another
+    job = completed_shop_job(cutouts, webhook, lambda_context)
+    cutouts.s3.put_object(
+        Bucket=cutouts.bucket, Key="cutouts/shop/cat.jpg.png", Body=cutout_png(), Metadata={"job-id": job.job_id}
+    )
+    cutouts.s3.put_object(Bucket=cutouts.bucket, Key="failed/shop/cat.jpg.mask.json", Body=b"{}")
+    services = cutouts.services()
+    # When its outputs are listed by a function that may read reports, and by one that may not
+    readable = existing_outputs(job, services)
+    unreadable = existing_outputs(job, replace(services, s3=NoReportReading(cutouts.s3)))
+    # Then both list the output written; the report is named where it can be seen, else null
+    assert [o.output for o in readable[0]] == [o.output for o in unreadable[0]] == ["cutout"]
+    assert [tuple(f) for f in readable[1]] == [("web", None), ("mask", "failed/shop/cat.jpg.mask.json")]
+    assert [tuple(f) for f in unreadable[1]] == [("web", None), ("mask", None)]
