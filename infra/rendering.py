@@ -157,6 +157,12 @@ def grant_rendering(
         )
         fn.allow("RequestRendering", ["sqs:SendMessage"], [queues.queue.queue_arn])
     reconcile.allow("ReadNormalisedInputs", ["s3:GetObject"], [normalised])
+    # reconcile reports what dead-lettered on the render queue, then deletes it (cutouts.render_dead_letters).
+    reconcile.allow(
+        "InspectRenderDeadLetters",
+        ["sqs:ReceiveMessage", "sqs:GetQueueAttributes", "sqs:DeleteMessage"],
+        [queues.dead_letter_queue.queue_arn],
+    )
     # A missing master or copy must answer 404, not 403 (s3_objects.head_or_none).
     for fn, read in (
         (submit, (NORMALISED, MASTERS)),
