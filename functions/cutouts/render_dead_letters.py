@@ -166,4 +166,3 @@ def _profile(request: RenderRequest, job: Job, services: Services) -> Profile:
     if profiles is not None and request.profile and request.profile in profiles.profiles:
         return profiles.profiles[request.profile]  # type: ignore[no-any-return]
     return job_profile(job, services) or Profiles.default().profiles["default"]
-

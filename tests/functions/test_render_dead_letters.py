@@ -176,3 +176,18 @@ def test_a_dead_letter_the_sweep_cannot_handle_stays_for_the_next_pass(cutouts, 
     # Then nothing is reported, and the message is kept (not deleted) for a later pass
     assert counts.get("render-dead-lettered", 0) == 0 and cutouts.keys("failed/") == []
     assert _left_on(cutouts, rendering["dlq"]) == 1
+
+
+def test_a_dead_lettered_prepare_of_an_upload_completed_from_its_own_alpha_reports_its_missing_outputs(
+    cutouts, rendering, reconcile
+):
+    # Given an upload already cut out: completed from its own alpha, then its rendering died on every delivery
+    job = _completed_with_one_output(cutouts, "uploads/shop/sticker.jpg")
+    body = RenderRequest(PREPARE, job.bucket, job.key, job.job_id, "shop", job.version_id, job.etag).to_body()
+    _dead_letter(cutouts, rendering, body)
+    # When the schedule fires
+    counts = reconcile()
+    # Then it is reported like a render request: one report per missing output, the job stays COMPLETED
+    assert counts.get("render-dead-lettered") == 2
+    assert cutouts.keys("failed/") == ["failed/shop/sticker.jpg.mask.json", "failed/shop/sticker.jpg.web.json"]
+    assert cutouts.services().store.get(job.job_id).status == "COMPLETED"
