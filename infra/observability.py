@@ -102,7 +102,8 @@ class Observability(Construct):
             self._app_metric(c.METRIC_DEAD_LETTERS_REPORTED),
             "New uploads reached the dead-letter queue (each got a dead-lettered report): they failed "
             "submission repeatedly. Inspect the messages and the submit function's logs, fix the cause, "
-            "then redrive.",
+            "then redrive. Render requests swept from the render dead-letter queue count here too "
+            "(prepare-failed, render-dead-lettered reports): see the render function's logs.",
             threshold=1,
             comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         )

@@ -5,7 +5,8 @@ request on the render queue; the render function (Pillow, in the imaging layer, 
 to decode a master) writes every output of the job's profile. It also prepares uploads the
 gateway cannot take as they are (``<work>normalised/``, expired by a lifecycle rule) and uploads
 that are already cut out. A failed render goes back to the queue and, after ``maxReceives``
-deliveries, to the render dead-letter queue, which is alarmed: a retry never calls the gateway.
+deliveries, to the render dead-letter queue, which is alarmed and which the reconciler sweeps into
+failure reports (cutouts.render_dead_letters): a retry never calls the gateway.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class RenderQueues(Construct):
         Validations.of(self.dead_letter_queue).acknowledge(
             Acknowledgment(
                 id="Serverless-SQSRedrivePolicy",
-                reason="This is the render dead-letter queue itself; it is alarmed and redriven by hand "
-                "(rerender also re-derives every output from the kept masters).",
+                reason="This is the render dead-letter queue itself; it is alarmed, and the reconciler turns "
+                "each message into failure reports (rerender re-derives every output from the kept masters).",
             )
         )
 
@@ -120,8 +121,10 @@ def connect_render_function(
         evaluation_periods=1,
         treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         alarm_description="Render requests failed on every delivery (render dead-letter queue): outputs are "
-        "missing for those keys. See the render function's logs, fix the cause, then redrive the queue or "
-        "run `python -m cutouts_cli rerender` (no gateway call either way).",
+        "missing for those keys, or uploads were never prepared. The reconciler reports each one (prepare-failed "
+        "for the upload, render-dead-lettered per missing output) and deletes it. See the render function's "
+        "logs, fix the cause, then `python -m cutouts_cli retry --reason prepare-failed` or `rerender` "
+        "(no gateway call for a rerender).",
     )
     action = cw_actions.SnsAction(topic)
     alarm.add_alarm_action(action)
@@ -157,6 +160,12 @@ def grant_rendering(
         )
         fn.allow("RequestRendering", ["sqs:SendMessage"], [queues.queue.queue_arn])
     reconcile.allow("ReadNormalisedInputs", ["s3:GetObject"], [normalised])
+    # reconcile reports what dead-lettered on the render queue, then deletes it (cutouts.render_dead_letters).
+    reconcile.allow(
+        "InspectRenderDeadLetters",
+        ["sqs:ReceiveMessage", "sqs:GetQueueAttributes", "sqs:DeleteMessage"],
+        [queues.dead_letter_queue.queue_arn],
+    )
     # A missing master or copy must answer 404, not 403 (s3_objects.head_or_none).
     for fn, read in (
         (submit, (NORMALISED, MASTERS)),

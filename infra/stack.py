@@ -79,6 +79,7 @@ class CutoutsStack(Stack):
         env_values |= {
             "profiles_path": PROFILES_PATH_IN_LAMBDA,
             "render_queue_url": render_queues.queue.queue_url,
+            "render_dlq_url": render_queues.dead_letter_queue.queue_url,
             "queue_url": storage.queue.queue_url,
         }
         expire_normalised_copies(storage, config)

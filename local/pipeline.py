@@ -213,6 +213,7 @@ class LocalPipeline:
             "dlq_url": res.dlq_url,
             "profiles_path": write_canonical(self.profiles),
             "render_queue_url": self.render_queue.url,
+            "render_dlq_url": self.render_queue.dlq_url,
             "queue_url": res.queue_url,
         }
         os.environ.update(

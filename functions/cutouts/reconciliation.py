@@ -21,6 +21,7 @@ from cutouts.leases import claim_lease_seconds
 from cutouts.notifications import sources_in_notification
 from cutouts.observability import logger
 from cutouts.outcomes import Outcome, fail_job, fail_new_job, still_superseded
+from cutouts.render_dead_letters import sweep_render_dead_letters
 from cutouts.services import Services
 from cutouts.single_flight import follow_owner
 from cutouts.spend_guard import images_left, report_spend
@@ -56,6 +57,8 @@ def reconcile(services: Services, now: float, limit: int = 100, remaining: Remai
         counts.update(resume_parked(services, now, limit, remaining))
     if settings.dlq_url and services.sqs is not None and remaining() >= reserve:
         counts[Outcome.DEAD_LETTERED] += sweep_dead_letters(services, now)
+    if settings.render_dlq_url and services.sqs is not None and remaining() >= reserve:
+        counts.update(sweep_render_dead_letters(services, now, remaining, reserve))
     if services.events is not None and remaining() >= reserve:
         sent = services.events.send_pending(now, limit)
         if sent:

@@ -50,6 +50,14 @@ ADVICE: dict[str, str] = {
     "upload-loop": f"This key was uploaded more than {_key('max_versions_per_key_per_day')} times in one UTC "
     "day: a sync job or another system is re-uploading it in a loop. Stop the loop; the key's next upload "
     "after midnight UTC is cut out as usual (or upload it again then).",
+    # rendering's dead letters (render_dead_letters): every delivery of the render request failed
+    "prepare-failed": "Preparing the upload for the gateway (normalising a HEIC, rotated, CMYK or 16-bit "
+    "image, or checking whether it is already cut out) failed on every delivery of its render request, which "
+    "went to the render dead-letter queue: see the render function's logs (memory, time-out), fix the cause, "
+    "then retry the job. Nothing was paid.",
+    "render-dead-lettered": "This output was never written: its render request failed on every delivery and "
+    "went to the render dead-letter queue. See the render function's logs (memory, time-out), fix the cause, "
+    "then rerender (python -m cutouts_cli rerender): the kept result is used, the gateway is not paid again.",
     "reconcile-failed": "The reconciler failed on this job again and again (the message has the last error): see "
     "the reconcile function's logs, fix the cause, then retry the job.",
 }

@@ -58,6 +58,7 @@ class Settings(NamedTuple):
     oversize: str
     skip_cut_out: bool
     render_queue_url: str
+    render_dlq_url: str
     queue_url: str
 
 

@@ -109,6 +109,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("oversize", "oversize", "CUTOUTS_OVERSIZE", OVERSIZE, "downscale", help="`downscale` (an input over `maxImagePixels` is downscaled to fit before submission) or `fail` (it is reported as `too-many-pixels`)"),
     Setting("skip_cut_out", "skipCutOut", "CUTOUTS_SKIP_CUT_OUT", BOOL, True, help="an input whose alpha already makes its border transparent is not sent to the gateway: its own alpha is the master (metric `GatewayCallsSaved`)"),
     Setting("render_queue_url", None, "CUTOUTS_RENDER_QUEUE_URL", STR, "", functions=(SUBMIT, WEBHOOK, RECONCILE), help="the render queue (outputs and input preparation)"),
+    Setting("render_dlq_url", None, "CUTOUTS_RENDER_DLQ_URL", STR, "", functions=(RECONCILE,), help="the render queue's dead-letter queue: the reconciler reports what ended there"),
     Setting("queue_url", None, "CUTOUTS_QUEUE_URL", STR, "", functions=(RENDER,), help="the upload queue: a prepared (normalised) input goes back to submission through it"),
 )
 # fmt: on

@@ -54,6 +54,8 @@ PINNED: dict[str, tuple[str, ...]] = {
     "master-too-large": ("pixel cap", "rerender"),
     "master-undecodable": ("retry the job",),
     "unsupported-format": ("HEIC",),
+    "prepare-failed": ("render dead-letter queue", "render function's logs", "retry the job"),
+    "render-dead-lettered": ("render dead-letter queue", "rerender", "not paid again"),
     "too-many-pixels": ("oversize",),
     "undecodable": ("corrupt",),
 }

@@ -70,6 +70,7 @@ def test_what_the_stack_writes_the_functions_read_back() -> None:
         "oversize": "fail",
         "skip_cut_out": False,
         "render_queue_url": "https://sqs.example.com/render",
+        "render_dlq_url": "https://sqs.example.com/render-dlq",
         "queue_url": "https://sqs.example.com/uploads",
     }
     assert set(values) == set(Settings._fields)
@@ -121,7 +122,7 @@ def test_each_deployed_function_is_given_exactly_its_variables() -> None:
         *spending,
     }
     assert spending <= reconcile  # the reconciler resumes parked jobs and resubmits: it pays too
-    assert reconcile - submit == {t.ENV_NAMES["dlq_url"]}
+    assert reconcile - submit == {t.ENV_NAMES["dlq_url"], t.ENV_NAMES["render_dlq_url"]}
     assert t.ENV_NAMES["allow_http_media"] not in reconcile  # the local stack's alone
     with pytest.raises(KeyError, match="dlq_url"):  # the stack must supply every one
         t.environment({k: v for k, v in values.items() if k != "dlq_url"}, t.RECONCILE)

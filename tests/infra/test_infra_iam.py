@@ -25,6 +25,7 @@ def _ids(template_json: dict[str, Any]) -> dict[str, str]:
         "queue": one("AWS::SQS::Queue", "UploadQueue"),
         "dlq": one("AWS::SQS::Queue", "StorageDeadLetterQueue"),
         "render_queue": one("AWS::SQS::Queue", "RenderingRenderQueue"),
+        "render_dlq": one("AWS::SQS::Queue", "RenderingRenderDeadLetterQueue"),
         "gateway_key": one("AWS::SecretsManager::Secret", "GatewayKey"),
         "signing_key": one("AWS::SecretsManager::Secret", "SigningKey"),
     }
@@ -99,6 +100,12 @@ def _rendering_policies(ids: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
             _stmt(master_actions, _objects(ids, masters), "WriteMasters"),
             request,
             _stmt("s3:GetObject", _objects(ids, normalised), "ReadNormalisedInputs"),
+            # Sweeps the render dead-letter queue into failure reports (cutouts.render_dead_letters).
+            _stmt(
+                ["sqs:ReceiveMessage", "sqs:GetQueueAttributes", "sqs:DeleteMessage"],
+                {"Fn::GetAtt": [ids["render_dlq"], "Arn"]},
+                "InspectRenderDeadLetters",
+            ),
             see_work(normalised, masters),
         ],
         "Render": [

@@ -122,3 +122,20 @@ def test_no_output_or_work_key_can_notify_the_pipeline(template_json: dict[str, 
     with pytest.raises(ConfigError) as raised:
         parse_config({"workPrefix": f"{DEFAULTS['input_prefix']}work/"})
     assert raised.value.key == "workPrefix"
+
+
+def test_the_reconciler_is_told_the_render_dead_letter_queue_and_no_other_function_is(
+    template_json: dict[str, Any],
+) -> None:
+    # Given the render dead-letter queue in the template
+    (dlq,) = [
+        k
+        for k, v in template_json["Resources"].items()
+        if v["Type"] == "AWS::SQS::Queue" and k.startswith("RenderingRenderDeadLetterQueue")
+    ]
+    # Then the reconcile function's environment names it (it sweeps it into reports), and only its
+    name = ENV_NAMES["render_dlq_url"]
+    functions = _functions(template_json)
+    assert functions[c.RECONCILE_HANDLER]["Environment"]["Variables"][name] == {"Ref": dlq}
+    told = [h for h, p in functions.items() if name in p.get("Environment", {}).get("Variables", {})]
+    assert told == [c.RECONCILE_HANDLER]
