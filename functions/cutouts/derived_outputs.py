@@ -237,13 +237,17 @@ def _complete_from_cut_out(
         metadata = cutout_metadata(job.key, job.version, job.job_id, "")
         metadata |= {PROFILE_METADATA_KEY: job.profile or "default", "cut-out-input": "true"}
         services.s3.put_object(Bucket=job.bucket, Key=target, Body=master, ContentType="image/png", Metadata=metadata)
-        if not store.mark_completed(job, now, target, from_cache=True):
-            return PrepareResult("returned", "the job was already handled")
-        remove_failure_report(
-            services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
-        )
-        services.metrics.count(c.METRIC_GATEWAY_CALLS_SAVED)
-        services.metrics.count(c.METRIC_COMPLETED)
+        if store.mark_completed(job, now, target, from_cache=True):
+            remove_failure_report(
+                services.s3, job.bucket, failure_key_for(job.key, settings.input_prefix, settings.failure_prefix)
+            )
+            services.metrics.count(c.METRIC_GATEWAY_CALLS_SAVED)
+            services.metrics.count(c.METRIC_COMPLETED)
+        else:
+            current = store.get(job.job_id)
+            if current is None or current.status != COMPLETED:
+                return PrepareResult("returned", "the job was already handled")
+            # An earlier delivery completed it and died before its outputs were written: render them now.
     finally:
         store.release_output(job.bucket, job.key, job.job_id)
     rendered = render_job(request._replace(kind=RENDER), services, now)

@@ -10,7 +10,7 @@ import pytest
 from events_kit import load_event
 from functions_kit import image_bytes, unique_image
 
-from cutouts.render_requests import PREPARE, RENDER, RenderRequest
+from cutouts.render_requests import PREPARE, RENDER, RenderRequest, parse_request
 
 PROFILES = {
     "profiles": {
@@ -191,3 +191,49 @@ def test_a_dead_lettered_prepare_of_an_upload_completed_from_its_own_alpha_repor
     assert counts.get("render-dead-lettered") == 2
     assert cutouts.keys("failed/") == ["failed/shop/sticker.jpg.mask.json", "failed/shop/sticker.jpg.web.json"]
     assert cutouts.services().store.get(job.job_id).status == "COMPLETED"
+
+
+def test_a_redelivered_prepare_of_a_cut_out_upload_renders_the_outputs_an_earlier_delivery_did_not(
+    cutouts, rendering, monkeypatch
+):
+    import io
+
+    from PIL import Image
+
+    from cutouts import derived_outputs
+
+    # Given an upload that is already cut out (transparent border, opaque subject) sent to be prepared
+    picture = Image.new("RGBA", (60, 40), (0, 0, 0, 0))
+    picture.paste((200, 30, 30, 255), (15, 10, 45, 30))
+    data = io.BytesIO()
+    picture.save(data, "PNG")
+    from cutouts.notifications import source_from_s3_record
+    from cutouts.submission import submit_source
+
+    key = "uploads/shop/sticker.png"
+    body = json.loads(cutouts.notification(key, data.getvalue()))
+    assert (
+        submit_source(source_from_s3_record(body["Records"][0]), cutouts.services(), time.time()).result == "deferred"
+    )
+    (message,) = cutouts.sqs.receive_message(QueueUrl=rendering["queue"], MaxNumberOfMessages=10)["Messages"]
+    request = parse_request(message["Body"])
+    # And a first delivery that completed the job from its own alpha, then died before rendering
+    real_render = derived_outputs.render_job
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the function timed out")
+
+    monkeypatch.setattr(derived_outputs, "render_job", dies)
+    with pytest.raises(RuntimeError):
+        derived_outputs.prepare_upload(request, cutouts.services(), time.time())
+    assert not [k for k in cutouts.keys("cutouts/") if k.startswith("cutouts/shop/sticker.png.")]
+    # When the request is delivered again
+    monkeypatch.setattr(derived_outputs, "render_job", real_render)
+    derived_outputs.prepare_upload(request, cutouts.services(), time.time())
+    # Then every output of the profile is written, and nothing was paid
+    assert set(cutouts.keys("cutouts/")) >= {
+        "cutouts/shop/sticker.png.png",
+        "cutouts/shop/sticker.png.web.webp",
+        "cutouts/shop/sticker.png.mask.png",
+    }
+    assert cutouts.gateway.posts() == []
