@@ -31,7 +31,7 @@ def test_make_synth_and_deploy_pass_the_stage_and_context_through():
 
     def planned(target: str) -> str:
         done = subprocess.run(
-            ["make", "-n", "-o", ".venv/.installed", target, "stage=prod", context],
+            ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", target, "stage=prod", context],
             cwd=ROOT,
             capture_output=True,
             text=True,

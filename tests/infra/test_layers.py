@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -110,7 +111,7 @@ def test_layer_hash_follows_pins_platform_and_bytecode(tmp_path: Path) -> None:
 
 
 def _layer_stack(build: str) -> tuple[cdk.Stack, Template]:
-    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=os.environ["CDK_OUTDIR"])  # never cdk.out (synth_kit)
     stack = cdk.Stack(app, "Layers")
     {"dependency": layers.dependency_layer, "imaging": layers.imaging_layer}[build](stack)
     return stack, Template.from_stack(stack)
@@ -127,7 +128,7 @@ def test_layer_is_for_the_runtimes_python_and_architecture(layer: str) -> None:
 
 
 def _asset_key(requirements: Path) -> str:
-    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=os.environ["CDK_OUTDIR"])  # never cdk.out (synth_kit)
     stack = cdk.Stack(app, "Layer")
     layers.requirements_layer(stack, "Layer", requirements, "test")
     (props,) = [r["Properties"] for r in Template.from_stack(stack).to_json()["Resources"].values()]
