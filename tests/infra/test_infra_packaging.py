@@ -147,6 +147,7 @@ def _env_for(template: dict[str, Any], handler: str) -> dict[str, str]:
         ENV_NAMES["callback_base_url"]: "https://abc123.execute-api.eu-west-1.amazonaws.com",
         ENV_NAMES["dlq_url"]: "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
         ENV_NAMES["render_queue_url"]: "https://sqs.eu-west-1.amazonaws.com/123456789012/render",
+        ENV_NAMES["render_dlq_url"]: "https://sqs.eu-west-1.amazonaws.com/123456789012/render-dlq",
         ENV_NAMES["queue_url"]: "https://sqs.eu-west-1.amazonaws.com/123456789012/uploads",
     }
     env: dict[str, str] = {}
