@@ -253,14 +253,14 @@ class _Replay:
         from local.aws import REGION
 
         config = Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 3})
-        self.s3, self.ddb, self.sqs = (
+        self.s3, self.ddb, self.sqs, self.events = (
             boto3.client(name, region_name=REGION, endpoint_url=endpoint, config=config)
-            for name in ("s3", "dynamodb", "sqs")
+            for name in ("s3", "dynamodb", "sqs", "events")
         )
         self.res = resources
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        for client in (self.s3, self.ddb, self.sqs):
+        for client in (self.s3, self.ddb, self.sqs, self.events):
             client.meta.events.register("before-call.*.*", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
@@ -293,8 +293,17 @@ class _Replay:
         digest = f"{abs(hash(key)):032x}"
         job = f"job#{digest}"
         n = {"N": f"{now:.3f}"}
-        # submit: key record, source read, content query, content claim, the key's latest job, claim,
-        # request binding, SUBMITTED
+        # submit: the upload's first bytes (profile, normalising), key record, the key's versions today
+        # (loop guard), source read, content query, content claim, the key's latest job, claim, the
+        # spend reservation, request binding, SUBMITTED
+        self.s3.get_object(Bucket=res.bucket, Key=key, Range="bytes=0-65535")["Body"].read()
+        self.ddb.update_item(
+            TableName=res.table_name,
+            Key={"pk": {"S": f"versions#{key}"}},
+            UpdateExpression="ADD #v :id",
+            ExpressionAttributeNames={"#v": "versions"},
+            ExpressionAttributeValues={":id": {"SS": [digest]}},
+        )
         self._update(
             f"key#{key}",
             {"newest": {"S": key}, "sequencer": {"S": digest}, "updated_at": n},
@@ -329,6 +338,25 @@ class _Replay:
             "attribute_not_exists(pk) OR #a0 = :r",
             {":r": {"S": "RETRY"}},
         )
+        self.ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": res.table_name,
+                        "Key": {"pk": {"S": "spend#day#bench"}},
+                        "UpdateExpression": "ADD spent :p",
+                        "ExpressionAttributeValues": {":p": {"N": "18000"}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": res.table_name,
+                        "Item": {"pk": {"S": f"spend#hold#{digest}#1"}, "amount": {"N": "18000"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
         self.ddb.put_item(
             TableName=res.table_name,
             Item={"pk": {"S": f"request#{digest}"}, "job": {"S": job}},
@@ -353,6 +381,11 @@ class _Replay:
         self.s3.put_object(
             Bucket=res.bucket, Key=f"cutouts/{key}.png", Body=b"\x89PNG" + digest.encode() * 40, ContentType="image/png"
         )
+        self.s3.copy_object(
+            Bucket=res.bucket,
+            Key=f"work/masters/{key}.png",
+            CopySource={"Bucket": res.bucket, "Key": f"cutouts/{key}.png"},
+        )
         self.s3.delete_object(Bucket=res.bucket, Key=f"failed/{key}.json")
         self._update(
             job,
@@ -369,6 +402,11 @@ class _Replay:
             KeyConditionExpression="content_hash = :h",
             ExpressionAttributeValues={":h": {"S": digest}},
         )
+        # the completion event on the default bus, then its pending mark cleared
+        self.events.put_events(
+            Entries=[{"Source": c.EVENT_SOURCE, "DetailType": "Cutout Created", "Detail": json.dumps({"key": key})}]
+        )
+        self._update(job, {"event_sent": n}, "attribute_exists(pk)", {})
         self.sqs.delete_message(QueueUrl=res.queue_url, ReceiptHandle=receipt)
 
 
