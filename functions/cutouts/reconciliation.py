@@ -216,14 +216,18 @@ def _owner_parked(job: Job, services: Services, now: float) -> bool:
 
 
 def _pay(job: Job, services: Services, now: float) -> Outcome:
-    """Take over from a WAITING state: check the source again, claim, POST."""
+    """Take over from a WAITING state: check the source again, claim, POST.
+
+    A refused POST leaves the job RESUBMIT, not RETRY: no queue message is coming back for a job
+    the reconciler sent, so the reconciler's next pass sends it again (within ``maxAttempts``).
+    """
     checked = check_source(job, services, now, stored=True)
     if isinstance(checked, SubmitOutcome):
         return checked.result
     if not services.store.claim(job, now, claim_lease_seconds(services.settings), take_from=WAITING):
         return Outcome.BUSY
     try:
-        return send_to_gateway(job, services, now, on_transient=RETRY, final_delivery=False).result
+        return send_to_gateway(job, services, now, on_transient=RESUBMIT, final_delivery=False).result
     except RetryLater:
         return Outcome.GATEWAY_BUSY
 

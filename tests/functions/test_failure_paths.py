@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
-from functions_kit import callback_event, cutout_png, image_bytes, status_doc, submitted, unique_image
+from functions_kit import Reply, callback_event, cutout_png, image_bytes, status_doc, submitted, unique_image
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 LONG_AGO = 1000  # past the stale threshold and the in-doubt grace, inside the maximum age
@@ -462,6 +462,20 @@ def test_a_waiter_takes_over_when_the_payer_ended_without_a_result(submit, recon
     assert len(cutouts.gateway.posts()) == 2
     statuses = sorted(i["status"]["S"] for i in job_items(cutouts))
     assert statuses == ["FAILED", "SUBMITTED", "WAITING"]
+
+
+def test_a_waiter_that_took_over_and_met_a_429_is_sent_again_by_the_next_pass(submit, reconcile, cutouts):
+    # Given two identical uploads whose payer gave up on 429s
+    identical_uploads_whose_payer_failed(submit, cutouts, "refused", 2, "gateway-error-exhausted")
+    # When the waiter takes over and the gateway refuses its POST once
+    cutouts.gateway.submit_replies.append(Reply(429, {"error": "Too Many Requests"}, {"Retry-After": "1"}))
+    reconcile()
+    # Then it waits for the reconciler (no queue message will bring a job the reconciler sent back)
+    assert sorted(i["status"]["S"] for i in job_items(cutouts)) == ["FAILED", "RESUBMIT"]
+    # And the next pass sends it again
+    reconcile()
+    assert len(cutouts.gateway.posts()) == 3
+    assert sorted(i["status"]["S"] for i in job_items(cutouts)) == ["FAILED", "SUBMITTED"]
 
 
 def test_a_waiter_never_outlives_the_maximum_age(submit, reconcile, cutouts):
