@@ -412,6 +412,7 @@ class _Replay:
 
 def stand_in_ceiling(images: int, threads: int | None = None) -> dict[str, Any]:
     """Images per second moto's server gives the requests the pipeline needs, with no pipeline."""
+    from cutouts.submit_budget import BATCH_SIZE as SUBMIT_BATCH_SIZE
     from local.aws import LocalAws, create_resources, use_fake_credentials
     from local.pipeline import DEFAULT_API_KEY
 
@@ -444,6 +445,7 @@ def stand_in_ceiling(images: int, threads: int | None = None) -> dict[str, Any]:
             )
         uploaded = time.perf_counter() - start
         done = [0]
+        seen: set[str] = set()  # a message redelivered under load is a duplicate, as the pipeline treats it
         lock = threading.Lock()
 
         def worker() -> None:
@@ -453,7 +455,7 @@ def stand_in_ceiling(images: int, threads: int | None = None) -> dict[str, Any]:
                     if done[0] >= images:
                         return
                 got = replay.sqs.receive_message(
-                    QueueUrl=res.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1 if idle else 0
+                    QueueUrl=res.queue_url, MaxNumberOfMessages=SUBMIT_BATCH_SIZE, WaitTimeSeconds=1 if idle else 0
                 ).get("Messages", [])
                 if not got:
                     idle += 1
@@ -466,7 +468,14 @@ def stand_in_ceiling(images: int, threads: int | None = None) -> dict[str, Any]:
                     if not record:
                         replay.sqs.delete_message(QueueUrl=res.queue_url, ReceiptHandle=message["ReceiptHandle"])
                         continue
-                    replay.image(unquote_plus(record[0]["s3"]["object"]["key"]), message["ReceiptHandle"])
+                    key = unquote_plus(record[0]["s3"]["object"]["key"])
+                    with lock:
+                        repeated = key in seen
+                        seen.add(key)
+                    if repeated:
+                        replay.sqs.delete_message(QueueUrl=res.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                        continue
+                    replay.image(key, message["ReceiptHandle"])
                     with lock:
                         done[0] += 1
 

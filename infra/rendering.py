@@ -20,6 +20,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cutouts.constants import RENDER_BATCH_SIZE
 from cutouts.masters import MASTERS, NORMALISED
 from infra import nag
 from infra.config import StackConfig
@@ -47,7 +48,6 @@ def render_memory_mb(max_pixels: int) -> int:
 
 
 RENDER_TIMEOUT = Duration.seconds(300)  # cutouts.derived_outputs.RENDER_LEASE_SECONDS is this plus room
-RENDER_BATCH_SIZE = 1  # one image a invocation: memory is sized for one master at a time
 NORMALISED_EXPIRY_DAYS = 2  # a normalised copy is needed only until the gateway has fetched it
 
 

@@ -12,6 +12,7 @@ from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct
 
 from cutouts import constants as c
+from cutouts.submit_budget import VISIBILITY_PER_TIMEOUT
 from infra.config import StackConfig
 
 _ATTRIBUTE_TYPES = {
@@ -152,7 +153,7 @@ class Storage(Construct):
             enforce_ssl=True,
             # AWS guidance for Lambda event sources: six times the function timeout, so a
             # message is never visible again while an invocation may still be working on it.
-            visibility_timeout=Duration.seconds(6 * submit_timeout.to_seconds()),
+            visibility_timeout=Duration.seconds(VISIBILITY_PER_TIMEOUT * submit_timeout.to_seconds()),
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=config.max_receives),
         )

@@ -19,6 +19,7 @@ from cutouts import constants as c
 from cutouts import keys
 from cutouts import settings_table as t
 from cutouts.job_store import COMPLETED, FAILED, PARKED, JobStore
+from cutouts.submit_budget import BATCH_SIZE as SUBMIT_BATCH_SIZE
 from local.aws import LocalAws, LocalResources, create_resources, use_fake_credentials
 from local.event_capture import EventCapture
 from local.gateway_emulator import FaultConfig, GatewayEmulator
@@ -154,6 +155,7 @@ class LocalPipeline:
             self.resources.queue_url,
             self.resources.queue_arn,
             self.handlers["submit"].invoke,
+            batch_size=SUBMIT_BATCH_SIZE,  # the deployed event source mapping's
             concurrency=opts.pollers,
         )
         schedule = Schedule(self.handlers["reconcile"].invoke, opts.reconcile_every)
@@ -162,6 +164,7 @@ class LocalPipeline:
             self.render_queue.url,
             self.render_queue.arn,
             self.handlers["render"].invoke,
+            batch_size=c.RENDER_BATCH_SIZE,
             concurrency=opts.render_environments,
             function_name="render",
         )

@@ -20,6 +20,7 @@ SUBMIT_HANDLER: Final = "cutouts.handlers.submit.handler"
 WEBHOOK_HANDLER: Final = "cutouts.handlers.webhook.handler"
 RECONCILE_HANDLER: Final = "cutouts.handlers.reconcile.handler"
 RENDER_HANDLER: Final = "cutouts.handlers.render.handler"
+RENDER_BATCH_SIZE: Final = 1  # one image an invocation: the render function's memory is sized for one master
 
 # HTTP API callback route: POST /callback/{job_id}?attempt=N&token=T
 CALLBACK_PATH: Final = "/callback"

@@ -26,6 +26,7 @@ from cutouts.services import Services
 from cutouts.single_flight import follow_owner
 from cutouts.spend_guard import images_left, report_spend
 from cutouts.submission import RetryLater, SubmitOutcome, check_source, send_to_gateway
+from cutouts.submit_budget import longest_backoff_seconds, queue_visibility_seconds
 
 MAX_JOB_ERRORS = 5
 Remaining = Callable[[], float]  # seconds left in this invocation
@@ -45,7 +46,7 @@ def reconcile(services: Services, now: float, limit: int = 100, remaining: Remai
         (RESUBMIT, now + 0.001, _resubmit),
         (IN_DOUBT, now - settings.in_doubt_grace_seconds + 0.001, _resubmit),
         (WAITING, now + 0.001, _check_waiting),
-        (RETRY, now - settings.max_age_seconds, _check_retry),
+        (RETRY, now - min(settings.max_age_seconds, stranded_after_seconds(settings)), _check_retry),
     )
     for status, updated_before, handle in steps:
         for job in list(services.store.list_by_status(status, updated_before, limit)):
@@ -185,8 +186,34 @@ def _check_submitting(job: Job, services: Services, now: float) -> Outcome:
     return Outcome.BUSY
 
 
+def stranded_after_seconds(settings: Any) -> int:
+    """How long a RETRY job can go untouched while a queue message for it is still alive.
+
+    Its message is hidden for at most the longest back-off, then for at most one invocation (the
+    queue's visibility). Untouched for longer, the job has lost its message.
+    """
+    return queue_visibility_seconds(settings.http_timeout_seconds, settings.max_image_bytes) + longest_backoff_seconds(
+        settings.retry_base_seconds, settings.max_receives
+    )
+
+
 def _check_retry(job: Job, services: Services, now: float) -> Outcome:
-    return _expire(job, services, now) if _too_old(job, services, now) else Outcome.WAITING
+    """RETRY waits for its queue message; one stranded without it is sent by the reconciler.
+
+    A message can be lost to a CLI whose send failed after it reopened the job, or to any path
+    that leaves RETRY with no message behind it. Sending again is safe if the message is only late:
+    the claim is conditional, so whichever comes second is a duplicate.
+    """
+    if _too_old(job, services, now):
+        return _expire(job, services, now)
+    if now - job.updated_at < stranded_after_seconds(services.settings):
+        return Outcome.WAITING
+    logger.warning("a job waited in RETRY past the longest a queue message can take; sending it", job_id=job.job_id)
+    return _send_again(job, services, now, claim=_claim_stranded, on_transient=RESUBMIT)
+
+
+def _claim_stranded(job: Job, services: Services, now: float) -> bool:
+    return services.store.claim(job, now, claim_lease_seconds(services.settings))
 
 
 def _check_waiting(job: Job, services: Services, now: float) -> Outcome:
@@ -268,6 +295,29 @@ def _resubmit(job: Job, services: Services, now: float) -> Outcome:
             message=f"gave up after {job.tries} attempts: {job.error or 'no result'}",
         )
         return Outcome.FAILED
+    on_transient = RESUBMIT if job.status == RESUBMIT else IN_DOUBT
+    return _send_again(job, services, now, claim=_claim_resubmission, on_transient=on_transient)
+
+
+def _claim_resubmission(job: Job, services: Services, now: float) -> bool:
+    if not services.store.claim_resubmission(job, now, claim_lease_seconds(services.settings)):
+        return False
+    job.attempt += 1
+    job.tries += 1
+    job.status = SUBMITTING
+    job.request_id = None
+    return True
+
+
+def _send_again(
+    job: Job,
+    services: Services,
+    now: float,
+    *,
+    claim: Callable[[Job, Services, float], bool],
+    on_transient: str,
+) -> Outcome:
+    """The reconciler sends a job itself: unless a newer upload superseded it, with its bytes checked again."""
     newest = services.store.latest_job_for(job.bucket, job.key)
     if newest not in (None, job.job_id) or still_superseded(job, services, now):  # its result would never land
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
@@ -276,17 +326,10 @@ def _resubmit(job: Job, services: Services, now: float) -> Outcome:
     if isinstance(checked, SubmitOutcome):
         return checked.result
     job.content_hash = checked.content_hash or job.content_hash
-    back_to = job.status
-    if not services.store.claim_resubmission(job, now, claim_lease_seconds(services.settings)):
+    if not claim(job, services, now):
         return Outcome.BUSY
-    job.attempt += 1
-    job.tries += 1
-    job.status = SUBMITTING
-    job.request_id = None
     try:
-        return send_to_gateway(
-            job, services, now, on_transient=RESUBMIT if back_to == RESUBMIT else IN_DOUBT, final_delivery=False
-        ).result
+        return send_to_gateway(job, services, now, on_transient=on_transient, final_delivery=False).result
     except RetryLater:
         return Outcome.GATEWAY_BUSY
 

@@ -28,6 +28,10 @@ END_MARGIN_SECONDS = 2.0
 # The invocation's own overhead: settings, clients and both secrets on a cold start.
 INVOCATION_OVERHEAD_SECONDS = 5.0
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# AWS's guidance for an SQS event source: the queue's visibility is six times the function's
+# time-out, so a message is never visible again while an invocation may still be working on it.
+VISIBILITY_PER_TIMEOUT = 6
+BACKOFF_CAP_SECONDS = 900  # the longest back-off the submit function sets on its own (a Retry-After may be longer)
 
 
 def record_seconds(http_timeout_seconds: float, max_image_bytes: int) -> float:
@@ -49,3 +53,13 @@ def function_timeout_seconds(http_timeout_seconds: float, max_image_bytes: int) 
         + INVOCATION_OVERHEAD_SECONDS
     )
     return min(LAMBDA_MAX_TIMEOUT_SECONDS, math.ceil(needed))
+
+
+def queue_visibility_seconds(http_timeout_seconds: float, max_image_bytes: int) -> int:
+    """The upload queue's visibility time-out."""
+    return VISIBILITY_PER_TIMEOUT * function_timeout_seconds(http_timeout_seconds, max_image_bytes)
+
+
+def longest_backoff_seconds(retry_base_seconds: int, max_receives: int) -> int:
+    """The longest a refused upload's message is hidden before its next delivery (short of a Retry-After)."""
+    return int(min(BACKOFF_CAP_SECONDS, retry_base_seconds * 2 ** max(0, max_receives - 1)))

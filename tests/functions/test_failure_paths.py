@@ -478,6 +478,45 @@ def test_a_waiter_that_took_over_and_met_a_429_is_sent_again_by_the_next_pass(su
     assert sorted(i["status"]["S"] for i in job_items(cutouts)) == ["FAILED", "SUBMITTED"]
 
 
+def test_a_job_stranded_in_retry_without_its_message_is_sent_by_the_reconciler(submit, reconcile, cutouts):
+    from cutouts.reconciliation import stranded_after_seconds
+
+    # Given a job the gateway refused once, whose queue message was then lost
+    cutouts.gateway.submit_replies.append(Reply(429, {"error": "Too Many Requests"}))
+    body = cutouts.notification("uploads/lost.jpg", unique_image("lost"))
+    assert len(submit([body])["batchItemFailures"]) == 1
+    assert [i["status"]["S"] for i in job_items(cutouts)] == ["RETRY"]
+    settings = cutouts.services().settings
+    stranded = stranded_after_seconds(settings)
+    assert stranded < settings.max_age_seconds
+    # When the reconciler passes while the message may still be on its way
+    reconcile(now=time.time() + stranded - 5)
+    # Then it leaves the job to the queue
+    assert [i["status"]["S"] for i in job_items(cutouts)] == ["RETRY"] and len(cutouts.gateway.posts()) == 1
+    # And once the job has waited longer than any message can take, the reconciler sends it itself
+    reconcile(now=time.time() + stranded + 1)
+    assert [i["status"]["S"] for i in job_items(cutouts)] == ["SUBMITTED"] and len(cutouts.gateway.posts()) == 2
+    # And the message, should it come after all, is a duplicate that pays nothing
+    assert submit([body], receive_count=2) == {"batchItemFailures": []}
+    assert len(cutouts.gateway.posts()) == 2
+
+
+def test_a_stranded_retry_job_refused_again_is_left_to_the_reconciler(submit, reconcile, cutouts):
+    from cutouts.reconciliation import stranded_after_seconds
+
+    # Given a job stranded in RETRY
+    cutouts.gateway.submit_replies.append(Reply(429, {"error": "Too Many Requests"}))
+    assert len(submit([cutouts.notification("uploads/again.jpg", unique_image("again"))])["batchItemFailures"]) == 1
+    later = time.time() + stranded_after_seconds(cutouts.services().settings) + 1
+    # When the reconciler sends it and the gateway refuses once more
+    cutouts.gateway.submit_replies.append(Reply(503, {"error": "busy"}))
+    reconcile(now=later)
+    # Then it is the reconciler's to send again (RESUBMIT), not the queue's, and the next pass does
+    assert [i["status"]["S"] for i in job_items(cutouts)] == ["RESUBMIT"]
+    reconcile(now=later + 1)
+    assert [i["status"]["S"] for i in job_items(cutouts)] == ["SUBMITTED"] and len(cutouts.gateway.posts()) == 3
+
+
 def test_a_waiter_never_outlives_the_maximum_age(submit, reconcile, cutouts):
     same = unique_image("slow")
     assert submit([cutouts.notification(f"uploads/s-{n}.jpg", same) for n in range(2)]) == {"batchItemFailures": []}

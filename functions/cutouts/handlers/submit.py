@@ -17,7 +17,7 @@ from cutouts import runtime
 from cutouts.notifications import parse_notification
 from cutouts.observability import logger, metrics, tracer
 from cutouts.submission import RetryLater, submit_source
-from cutouts.submit_budget import END_MARGIN_SECONDS, may_start_record
+from cutouts.submit_budget import BACKOFF_CAP_SECONDS, END_MARGIN_SECONDS, may_start_record
 
 runtime.settings()  # fail at cold start on a bad setting, not on the first image
 MAX_VISIBILITY_SECONDS = 12 * 3600
@@ -60,7 +60,7 @@ processor = HandBackProcessor()
 
 def backoff_seconds(receive_count: int, retry_after: float | None, base: int) -> int:
     """Exponential backoff with jitter, never sooner than the gateway's Retry-After."""
-    exponential = min(900, base * 2 ** max(0, receive_count - 1))
+    exponential = min(BACKOFF_CAP_SECONDS, base * 2 ** max(0, receive_count - 1))
     delay = max(retry_after or 0, exponential * random.uniform(0.5, 1.0))
     return int(min(MAX_VISIBILITY_SECONDS, max(1, delay)))
 
