@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -31,6 +32,12 @@ class _Server(ThreadingHTTPServer):
 
     request_queue_size = 128
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A caller that hung up before its answer (as API Gateway, the function's work stands): no traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
