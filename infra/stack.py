@@ -337,6 +337,8 @@ class CutoutsStack(Stack):
         ):
             for prefix in prefixes:
                 nag.acknowledge_prefix_wildcard(fn.role, bucket, prefix)
+        # A job stranded in RETRY without its queue message gets the upload's notification again.
+        reconcile.allow("RequeueStrandedUploads", ["sqs:SendMessage"], [storage.queue.queue_arn])
         reconcile.allow(
             "InspectDeadLetters",
             ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:DeleteMessage"],

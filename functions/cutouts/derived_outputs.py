@@ -14,9 +14,7 @@ the render function is the one that carries the image layer and the memory for i
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
-from urllib.parse import quote_plus
 
 from botocore.exceptions import ClientError
 
@@ -25,6 +23,7 @@ from cutouts.job_outputs import job_profile
 from cutouts.job_store import COMPLETED, Job, Lease
 from cutouts.keys import cutout_metadata, failure_key_for, fits_s3_key, job_version, relative_key
 from cutouts.masters import master_key, normalised_key, output_report_key
+from cutouts.notifications import upload_notification
 from cutouts.observability import logger
 from cutouts.outcomes import fail_new_job
 from cutouts.profiles import PROFILE_METADATA_KEY, Profile, output_key
@@ -256,21 +255,6 @@ def _complete_from_cut_out(
 
 def _return_to_submission(request: RenderRequest, services: Services) -> None:
     """The upload's notification again (one record), so the submit function takes it from here."""
-    obj: dict[str, Any] = {"key": quote_plus(request.key, safe="/")}
-    if request.version_id:
-        obj["versionId"] = request.version_id
-    if request.etag:
-        obj["eTag"] = request.etag
-    if request.sequencer:
-        obj["sequencer"] = request.sequencer
-    body = {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": request.bucket}, "object": obj},
-            }
-        ]
-    }
-    services.sqs.send_message(QueueUrl=services.settings.queue_url, MessageBody=json.dumps(body))
+    body = upload_notification(request.bucket, request.key, request.version_id, request.etag, request.sequencer)
+    services.sqs.send_message(QueueUrl=services.settings.queue_url, MessageBody=body)
     logger.info("upload handed back to submission", source_key=request.key, job_id=request.job_id)

@@ -145,7 +145,7 @@ TRANSITIONS: dict[str, Transition] = {
         sets=("request_id", "submitted_at"),
         removes=("lease_until",),
     ),
-    "touch": Transition((Status.SUBMITTED,), None, (Guard.SEEN,)),
+    "touch": Transition((Status.SUBMITTED, Status.RETRY), None, (Guard.SEEN,)),
     "gateway_error": Transition((Status.SUBMITTED,), Status.RESUBMIT, (Guard.REQUEST,), sets=("error",)),
     "resubmission": Transition(
         (Status.RESUBMIT, Status.IN_DOUBT),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any, NamedTuple
+from urllib.parse import quote_plus
 
 from cutouts.job_store import Job
 from cutouts.keys import decode_event_key, job_id_for, job_version, real_version_id
@@ -102,3 +103,24 @@ def _event_time(value: Any) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def upload_notification(bucket: str, key: str, version_id: str | None, etag: str | None, sequencer: str | None) -> str:
+    """The upload's S3 notification again (one record), for the submit function to take from the queue.
+
+    It names the same object version (so the same job) and, given the key record's sequencer for
+    this job, orders as the original did.
+    """
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/")}
+    if version_id:
+        obj["versionId"] = version_id
+    if etag:
+        obj["eTag"] = etag
+    if sequencer:
+        obj["sequencer"] = sequencer
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": obj},
+    }
+    return json.dumps({"Records": [record]})

@@ -38,6 +38,7 @@ class Outcome(StrEnum):
     EVENTS_SENT = "events-sent"  # completion events the reconciler sent late (job_events)
     PARKED = "parked"  # the budget is spent: kept, not sent, not paid (spend_guard)
     RESUMED = "resumed"  # a parked job sent on within a new budget
+    REQUEUED = "requeued"  # a job stranded in RETRY without its queue message got one again
 
 
 class OutputBusy(RuntimeError):

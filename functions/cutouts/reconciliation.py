@@ -18,7 +18,7 @@ from cutouts.completion import PENDING, RETRY_LATER, settle_job
 from cutouts.gateway import GatewayError, GatewayPermanentError
 from cutouts.job_store import IN_DOUBT, PARKED, RESUBMIT, RETRY, SUBMITTED, SUBMITTING, SUPERSEDED, WAITING, Job
 from cutouts.leases import claim_lease_seconds
-from cutouts.notifications import sources_in_notification
+from cutouts.notifications import sources_in_notification, upload_notification
 from cutouts.observability import logger
 from cutouts.outcomes import Outcome, fail_job, fail_new_job, still_superseded
 from cutouts.render_dead_letters import sweep_render_dead_letters
@@ -198,22 +198,36 @@ def stranded_after_seconds(settings: Any) -> int:
 
 
 def _check_retry(job: Job, services: Services, now: float) -> Outcome:
-    """RETRY waits for its queue message; one stranded without it is sent by the reconciler.
+    """RETRY waits for its queue message; one stranded without it gets its message again.
 
     A message can be lost to a CLI whose send failed after it reopened the job, or to any path
-    that leaves RETRY with no message behind it. Sending again is safe if the message is only late:
-    the claim is conditional, so whichever comes second is a duplicate.
+    that leaves RETRY with no message behind it. The upload's notification goes back on the queue,
+    so the job takes the submit function's path, within its concurrency and back-off, rather
+    than a POST from here. If the first message was only late, one of the two is a duplicate.
     """
     if _too_old(job, services, now):
         return _expire(job, services, now)
     if now - job.updated_at < stranded_after_seconds(services.settings):
         return Outcome.WAITING
-    logger.warning("a job waited in RETRY past the longest a queue message can take; sending it", job_id=job.job_id)
-    return _send_again(job, services, now, claim=_claim_stranded, on_transient=RESUBMIT)
+    return _requeue(job, services, now)
 
 
-def _claim_stranded(job: Job, services: Services, now: float) -> bool:
-    return services.store.claim(job, now, claim_lease_seconds(services.settings))
+def _requeue(job: Job, services: Services, now: float) -> Outcome:
+    settings = services.settings
+    if not settings.queue_url or services.sqs is None:
+        return Outcome.WAITING  # the maximum age ends it, as before there was a way back
+    record = services.store.latest_record(job.bucket, job.key)
+    if record.job_id not in (None, job.job_id) or still_superseded(job, services, now):
+        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+        return Outcome.SUPERSEDED
+    sequencer = record.sequencer if record.job_id == job.job_id else None
+    body = upload_notification(job.bucket, job.key, job.version_id, job.etag, sequencer)
+    services.sqs.send_message(QueueUrl=settings.queue_url, MessageBody=body)
+    services.store.touch(job.job_id, RETRY, now)  # not again before another stranded_after_seconds
+    logger.warning(
+        "a job waited in RETRY past the longest a queue message can take; queued it again", job_id=job.job_id
+    )
+    return Outcome.REQUEUED
 
 
 def _check_waiting(job: Job, services: Services, now: float) -> Outcome:
@@ -295,29 +309,6 @@ def _resubmit(job: Job, services: Services, now: float) -> Outcome:
             message=f"gave up after {job.tries} attempts: {job.error or 'no result'}",
         )
         return Outcome.FAILED
-    on_transient = RESUBMIT if job.status == RESUBMIT else IN_DOUBT
-    return _send_again(job, services, now, claim=_claim_resubmission, on_transient=on_transient)
-
-
-def _claim_resubmission(job: Job, services: Services, now: float) -> bool:
-    if not services.store.claim_resubmission(job, now, claim_lease_seconds(services.settings)):
-        return False
-    job.attempt += 1
-    job.tries += 1
-    job.status = SUBMITTING
-    job.request_id = None
-    return True
-
-
-def _send_again(
-    job: Job,
-    services: Services,
-    now: float,
-    *,
-    claim: Callable[[Job, Services, float], bool],
-    on_transient: str,
-) -> Outcome:
-    """The reconciler sends a job itself: unless a newer upload superseded it, with its bytes checked again."""
     newest = services.store.latest_job_for(job.bucket, job.key)
     if newest not in (None, job.job_id) or still_superseded(job, services, now):  # its result would never land
         services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
@@ -326,10 +317,17 @@ def _send_again(
     if isinstance(checked, SubmitOutcome):
         return checked.result
     job.content_hash = checked.content_hash or job.content_hash
-    if not claim(job, services, now):
+    back_to = job.status
+    if not services.store.claim_resubmission(job, now, claim_lease_seconds(services.settings)):
         return Outcome.BUSY
+    job.attempt += 1
+    job.tries += 1
+    job.status = SUBMITTING
+    job.request_id = None
     try:
-        return send_to_gateway(job, services, now, on_transient=on_transient, final_delivery=False).result
+        return send_to_gateway(
+            job, services, now, on_transient=RESUBMIT if back_to == RESUBMIT else IN_DOUBT, final_delivery=False
+        ).result
     except RetryLater:
         return Outcome.GATEWAY_BUSY
 

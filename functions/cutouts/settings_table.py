@@ -110,7 +110,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("skip_cut_out", "skipCutOut", "CUTOUTS_SKIP_CUT_OUT", BOOL, True, help="an input whose alpha already makes its border transparent is not sent to the gateway: its own alpha is the master (metric `GatewayCallsSaved`)"),
     Setting("render_queue_url", None, "CUTOUTS_RENDER_QUEUE_URL", STR, "", functions=(SUBMIT, WEBHOOK, RECONCILE), help="the render queue (outputs and input preparation)"),
     Setting("render_dlq_url", None, "CUTOUTS_RENDER_DLQ_URL", STR, "", functions=(RECONCILE,), help="the render queue's dead-letter queue: the reconciler reports what ended there"),
-    Setting("queue_url", None, "CUTOUTS_QUEUE_URL", STR, "", functions=(RENDER,), help="the upload queue: a prepared (normalised) input goes back to submission through it"),
+    Setting("queue_url", None, "CUTOUTS_QUEUE_URL", STR, "", functions=(RENDER, RECONCILE), help="the upload queue: a prepared (normalised) input goes back to submission through it, and so does a job stranded in RETRY without its message"),
 )
 # fmt: on
 

@@ -152,6 +152,7 @@ def cutouts(moto_server, clients, gateway, evil, monkeypatch) -> Cutouts:
                 "allow_http_media": True,
                 "http_timeout_seconds": 2,
                 "dlq_url": dlq_url,
+                "queue_url": queue_url,
             }
         ),
     }

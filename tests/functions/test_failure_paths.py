@@ -478,13 +478,19 @@ def test_a_waiter_that_took_over_and_met_a_429_is_sent_again_by_the_next_pass(su
     assert sorted(i["status"]["S"] for i in job_items(cutouts)) == ["FAILED", "SUBMITTED"]
 
 
-def test_a_job_stranded_in_retry_without_its_message_is_sent_by_the_reconciler(submit, reconcile, cutouts):
+def queued_bodies(cutouts) -> list[str]:
+    got = cutouts.sqs.receive_message(QueueUrl=cutouts.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return [m["Body"] for m in got.get("Messages", [])]
+
+
+def test_a_job_stranded_in_retry_without_its_message_gets_it_back_from_the_reconciler(submit, reconcile, cutouts):
     from cutouts.reconciliation import stranded_after_seconds
 
     # Given a job the gateway refused once, whose queue message was then lost
     cutouts.gateway.submit_replies.append(Reply(429, {"error": "Too Many Requests"}))
     body = cutouts.notification("uploads/lost.jpg", unique_image("lost"))
     assert len(submit([body])["batchItemFailures"]) == 1
+    cutouts.sqs.purge_queue(QueueUrl=cutouts.queue_url)
     assert [i["status"]["S"] for i in job_items(cutouts)] == ["RETRY"]
     settings = cutouts.services().settings
     stranded = stranded_after_seconds(settings)
@@ -492,29 +498,38 @@ def test_a_job_stranded_in_retry_without_its_message_is_sent_by_the_reconciler(s
     # When the reconciler passes while the message may still be on its way
     reconcile(now=time.time() + stranded - 5)
     # Then it leaves the job to the queue
-    assert [i["status"]["S"] for i in job_items(cutouts)] == ["RETRY"] and len(cutouts.gateway.posts()) == 1
-    # And once the job has waited longer than any message can take, the reconciler sends it itself
-    reconcile(now=time.time() + stranded + 1)
+    assert queued_bodies(cutouts) == [] and [i["status"]["S"] for i in job_items(cutouts)] == ["RETRY"]
+    # And once the job has waited longer than any message can take, the upload's notification is
+    # queued again (not a POST from the reconciler: the submit function's concurrency and back-off apply)
+    later = time.time() + stranded + 1
+    assert reconcile(now=later).get("requeued") == 1
+    assert len(cutouts.gateway.posts()) == 1
+    [again] = queued_bodies(cutouts)
+    # and not once more on the next pass
+    assert reconcile(now=later + 60).get("requeued") is None
+    # And the submit function takes it from there: same job, submitted
+    assert submit([again]) == {"batchItemFailures": []}
     assert [i["status"]["S"] for i in job_items(cutouts)] == ["SUBMITTED"] and len(cutouts.gateway.posts()) == 2
-    # And the message, should it come after all, is a duplicate that pays nothing
+    # And the lost message, should it come after all, is a duplicate that pays nothing
     assert submit([body], receive_count=2) == {"batchItemFailures": []}
     assert len(cutouts.gateway.posts()) == 2
 
 
-def test_a_stranded_retry_job_refused_again_is_left_to_the_reconciler(submit, reconcile, cutouts):
+def test_a_stranded_retry_job_whose_key_was_uploaded_again_is_superseded_not_queued(submit, reconcile, cutouts):
     from cutouts.reconciliation import stranded_after_seconds
 
-    # Given a job stranded in RETRY
+    # Given a job stranded in RETRY, and a newer upload of its key
     cutouts.gateway.submit_replies.append(Reply(429, {"error": "Too Many Requests"}))
-    assert len(submit([cutouts.notification("uploads/again.jpg", unique_image("again"))])["batchItemFailures"]) == 1
-    later = time.time() + stranded_after_seconds(cutouts.services().settings) + 1
-    # When the reconciler sends it and the gateway refuses once more
-    cutouts.gateway.submit_replies.append(Reply(503, {"error": "busy"}))
-    reconcile(now=later)
-    # Then it is the reconciler's to send again (RESUBMIT), not the queue's, and the next pass does
-    assert [i["status"]["S"] for i in job_items(cutouts)] == ["RESUBMIT"]
-    reconcile(now=later + 1)
-    assert [i["status"]["S"] for i in job_items(cutouts)] == ["SUBMITTED"] and len(cutouts.gateway.posts()) == 3
+    assert len(submit([cutouts.notification("uploads/twice.jpg", unique_image("one"))])["batchItemFailures"]) == 1
+    [stranded] = [i["job_id"]["S"] for i in job_items(cutouts)]
+    assert submit([cutouts.notification("uploads/twice.jpg", unique_image("two"))]) == {"batchItemFailures": []}
+    cutouts.sqs.purge_queue(QueueUrl=cutouts.queue_url)
+    assert cutouts.services().store.get(stranded).status == "RETRY"
+    # When the reconciler finds it stranded
+    reconcile(now=time.time() + stranded_after_seconds(cutouts.services().settings) + 1)
+    # Then it ends SUPERSEDED, and nothing is queued for it
+    assert cutouts.services().store.get(stranded).status == "SUPERSEDED"
+    assert queued_bodies(cutouts) == []
 
 
 def test_a_waiter_never_outlives_the_maximum_age(submit, reconcile, cutouts):

@@ -122,7 +122,8 @@ def test_each_deployed_function_is_given_exactly_its_variables() -> None:
         *spending,
     }
     assert spending <= reconcile  # the reconciler resumes parked jobs and resubmits: it pays too
-    assert reconcile - submit == {t.ENV_NAMES["dlq_url"], t.ENV_NAMES["render_dlq_url"]}
+    # (and it queues the upload again for a job stranded in RETRY without its message)
+    assert reconcile - submit == {t.ENV_NAMES["dlq_url"], t.ENV_NAMES["render_dlq_url"], t.ENV_NAMES["queue_url"]}
     assert t.ENV_NAMES["allow_http_media"] not in reconcile  # the local stack's alone
     with pytest.raises(KeyError, match="dlq_url"):  # the stack must supply every one
         t.environment({k: v for k, v in values.items() if k != "dlq_url"}, t.RECONCILE)

@@ -217,6 +217,7 @@ def _base_policies(ids: dict[str, str], log_groups: dict[str, str]) -> dict[str,
                 "JobTable",
             ),
             _stmt("secretsmanager:GetSecretValue", secrets, "ReadSecrets"),
+            _stmt("sqs:SendMessage", {"Fn::GetAtt": [ids["queue"], "Arn"]}, "RequeueStrandedUploads"),
             _stmt(
                 ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:DeleteMessage"],
                 {"Fn::GetAtt": [ids["dlq"], "Arn"]},
