@@ -473,7 +473,7 @@ def _check_key_is_known(key: str) -> None:
     close = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.75) or [
         by_lower[match] for match in difflib.get_close_matches(key.lower(), by_lower, n=1, cutoff=0.6)
     ]
-    hint = f"did you mean '{close[0]}'?" if close else "the keys this app reads are in the README's configuration table"
+    hint = f"did you mean '{close[0]}'?" if close else "the keys this app reads are in docs/configuration.md"
     raise ConfigError(key, f"unknown key; {hint}", fix="remove it from cdk.json or the -c options, or correct it")
 
 

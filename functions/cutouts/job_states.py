@@ -4,7 +4,7 @@
 state it enters, what its condition checks besides the state (the guards), and which attributes
 it sets, removes and counts up. A write that is not a row here cannot be expressed, and each
 row's condition says what it depends on, so a decision taken from a stale read fails at the
-write instead of overwriting what happened meanwhile. The README's state diagram is drawn from
+write instead of overwriting what happened meanwhile. The state diagram in docs/architecture.md is drawn from
 this table (``mermaid``).
 """
 
@@ -206,7 +206,7 @@ TRANSITIONS: dict[str, Transition] = {
 
 
 def mermaid() -> str:
-    """The state diagram, drawn from the table (the README embeds this text)."""
+    """The state diagram, drawn from the table (docs/architecture.md embeds this text)."""
     lines = ["stateDiagram-v2"]
     seen: set[tuple[str, str]] = set()
     for _name, transition in TRANSITIONS.items():

@@ -20,7 +20,7 @@ class Settings(NamedTuple):
     """Every value the functions read from their environment (one field per table entry with an env var).
 
     Immutable records in this package are NamedTuples rather than frozen dataclasses: creating the
-    class costs a tenth as much at import, which every cold start pays (see README, Performance).
+    class costs a tenth as much at import, which every cold start pays (see docs/performance.md).
     """
 
     table_name: str

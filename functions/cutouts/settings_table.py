@@ -2,7 +2,7 @@
 
 Derived from this table: the CDK context parsing (infra/config.py), each function's environment
 (infra/stack.py), the functions' Settings (cutouts/settings.py), the local stack's environment
-(local/pipeline.py) and the README's configuration table (`python -m cutouts.settings_table`).
+(local/pipeline.py) and the configuration table in docs/configuration.md (`python -m cutouts.settings_table`).
 Adding a setting is one entry here plus its use (and its typed field on `Settings` or
 `StackConfig`, which a test holds to this table).
 
@@ -55,8 +55,8 @@ class Setting(NamedTuple):
     hi: float | None = None
     floor: float | None = None  # least value the functions accept (the local stack runs below `lo`); default lo
     functions: tuple[str, ...] = ALL  # deployed functions whose environment holds `env`; () for none
-    help: str = ""  # the README's "rule and meaning"
-    shown: str = ""  # the README's default column, when the default alone says too little
+    help: str = ""  # the documented "rule and meaning"
+    shown: str = ""  # the documented default column, when the default alone says too little
 
 
 # Order: the functions' environment follows it (so the synthesized template does too).
@@ -145,8 +145,8 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else f"{value}"
 
 
-def readme_table() -> str:
-    """The README's configuration table (a test compares it with the README)."""
+def configuration_table() -> str:
+    """The configuration table of docs/configuration.md (a test compares them)."""
     rows = ["| key | default | rule and meaning |", "|---|---|---|"]
     for s in CONTEXT_SETTINGS:
         if s.shown:
@@ -163,4 +163,4 @@ def readme_table() -> str:
 
 
 if __name__ == "__main__":
-    print(readme_table(), end="")
+    print(configuration_table(), end="")

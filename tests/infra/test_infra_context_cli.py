@@ -49,8 +49,8 @@ def test_an_unknown_key_on_the_command_line_stops_synth_with_one_line():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "error: Invalid CDK context 'unknownKey': unknown key; the keys this app reads are in the README's "
-        "configuration table (remove it from cdk.json or the -c options, or correct it)"
+        "error: Invalid CDK context 'unknownKey': unknown key; the keys this app reads are in "
+        "docs/configuration.md (remove it from cdk.json or the -c options, or correct it)"
     ]
 
 
