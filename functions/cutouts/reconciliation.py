@@ -94,11 +94,18 @@ def resume_parked(services: Services, now: float, limit: int = 100, remaining: R
     return counts
 
 
+def _replaced(job: Job, newest: str | None, services: Services, now: float) -> bool:
+    """A newer upload of the key took over (``newest``: the job its key record names): end this one
+    SUPERSEDED before sending it anywhere, since its result would never land."""
+    if newest in (None, job.job_id) and not still_superseded(job, services, now):
+        return False
+    services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+    return True
+
+
 def _resume(job: Job, services: Services, now: float) -> Outcome:
     """A parked job within budget: read the source again, then claim and POST (or park it again)."""
-    newest = services.store.latest_job_for(job.bucket, job.key)
-    if newest not in (None, job.job_id) or still_superseded(job, services, now):
-        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+    if _replaced(job, services.store.latest_job_for(job.bucket, job.key), services, now):
         return Outcome.SUPERSEDED
     checked = check_source(job, services, now, stored=True)
     if isinstance(checked, SubmitOutcome):
@@ -217,8 +224,7 @@ def _requeue(job: Job, services: Services, now: float) -> Outcome:
     if not settings.queue_url or services.sqs is None:
         return Outcome.WAITING  # the maximum age ends it, as before there was a way back
     record = services.store.latest_record(job.bucket, job.key)
-    if record.job_id not in (None, job.job_id) or still_superseded(job, services, now):
-        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+    if _replaced(job, record.job_id, services, now):
         return Outcome.SUPERSEDED
     sequencer = record.sequencer if record.job_id == job.job_id else None
     body = upload_notification(job.bucket, job.key, job.version_id, job.etag, sequencer)
@@ -309,9 +315,7 @@ def _resubmit(job: Job, services: Services, now: float) -> Outcome:
             message=f"gave up after {job.tries} attempts: {job.error or 'no result'}",
         )
         return Outcome.FAILED
-    newest = services.store.latest_job_for(job.bucket, job.key)
-    if newest not in (None, job.job_id) or still_superseded(job, services, now):  # its result would never land
-        services.store.mark_final(job, SUPERSEDED, now, "superseded", "a newer version of the key was uploaded")
+    if _replaced(job, services.store.latest_job_for(job.bucket, job.key), services, now):
         return Outcome.SUPERSEDED
     checked = check_source(job, services, now, stored=True)
     if isinstance(checked, SubmitOutcome):
